@@ -1,0 +1,72 @@
+"""The `nas` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from nas.errors import UserError
+
+__all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits 2 with one line (no usage dump) on a bad flag."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(message if self.prog == "nas" else f"{self.prog}: {message}")
+
+
+def _cmd_info(args: argparse.Namespace) -> None:
+    from nas.describe import info
+    from nas.genotypes import resolve_genotype
+
+    print(info(resolve_genotype(args.genotype), args.json))
+
+
+def _cmd_zoo(args: argparse.Namespace) -> None:
+    from nas.describe import zoo_table
+
+    print(zoo_table())
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="nas", description="Neural architecture search for CIFAR-style CNNs.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("info", help="layer table, multiply-adds and parameters of a genotype")
+    s.add_argument("genotype", help="zoo name, YAML file or run folder")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.set_defaults(run=_cmd_info)
+
+    s = sub.add_parser("zoo", help="the hand-designed networks and their costs")
+    s.set_defaults(run=_cmd_zoo)
+
+    for register in _EXTRA:
+        register(sub)
+    return p
+
+
+# Commands that live in their own modules register here (train, search, scale, ...).
+_EXTRA: list[Callable[[argparse._SubParsersAction], None]] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: run a subcommand; user errors become one line and exit code 2."""
+    try:
+        args = _parser().parse_args(argv)
+        args.run(args)
+    except UserError as exc:
+        print(f"nas: error: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print("nas: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

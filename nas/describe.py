@@ -1,0 +1,62 @@
+"""`nas info` and `nas zoo`: what a network is and what it costs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import searchspace
+from nas.report_table import human, table
+
+__all__ = ["info", "info_dict", "zoo_table"]
+
+
+def _rows(c: searchspace.Cost) -> list[dict[str, Any]]:
+    """One row per op: the layers of a node (conv + BN, say) counted together."""
+    rows: list[dict[str, Any]] = []
+    for layer in c.layers:
+        owner = layer.name.rsplit(".", 1)[0]
+        if rows and rows[-1]["layer"] == owner:
+            row = rows[-1]
+            row["kind"] += f"+{layer.kind}"
+            if layer.kind != "BatchNorm2d":
+                row["shape"] = list(layer.shape)
+        else:
+            row = {"layer": owner, "kind": layer.kind, "shape": list(layer.shape),
+                   "params": 0, "madds": 0}
+            rows.append(row)
+        row["params"] += layer.params
+        row["madds"] += layer.madds
+    return rows
+
+
+def info_dict(g: searchspace.Genotype) -> dict[str, Any]:
+    """The JSON form of `nas info`."""
+    c = searchspace.cost(g)
+    return {"name": g.name, "key": g.key(), "resolution": g.resolution,
+            "num_classes": g.num_classes, "params": c.params, "madds": c.madds,
+            "layers": _rows(c)}
+
+
+def info(g: searchspace.Genotype, as_json: bool) -> str:
+    """A Keras-style summary: layer, kind, output shape, parameters, multiply-adds; totals."""
+    d = info_dict(g)
+    if as_json:
+        return json.dumps(d)
+    rows = [(r["layer"], r["kind"], "x".join(map(str, r["shape"])), f"{r['params']:,}",
+             f"{r['madds']:,}") for r in d["layers"]]
+    body = table(("layer", "kind", "output", "params", "madds"), rows, right={3, 4})
+    return (f"{g.name or 'genotype'}  (key {d['key']}, input {g.resolution}x{g.resolution}, "
+            f"{g.num_classes} classes)\n{body}\n\n"
+            f"parameters:     {d['params']:,} ({human(d['params'])})\n"
+            f"multiply-adds:  {d['madds']:,} ({human(d['madds'])})")
+
+
+def zoo_table() -> str:
+    """The zoo's networks with their costs and sources."""
+    rows = []
+    for name in searchspace.zoo.names():
+        c = searchspace.cost(searchspace.zoo.get(name))
+        source = searchspace.zoo.SOURCES.get(name, ("", 0, ""))[0]
+        rows.append((name, f"{c.params:,}", human(c.madds), source))
+    return table(("name", "params", "madds", "source"), rows, right={1, 2})

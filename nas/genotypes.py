@@ -1,0 +1,32 @@
+"""Resolve what the user names as GENOTYPE: a zoo name, a YAML file or a run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import searchspace
+from nas.errors import UserError
+
+__all__ = ["resolve_genotype"]
+
+
+def resolve_genotype(arg: str) -> searchspace.Genotype:
+    """The genotype behind a CLI argument; UserError when it names nothing usable."""
+    path = Path(arg)
+    if path.is_dir():
+        best = path / "best.yaml"
+        if not best.is_file():
+            raise UserError(f"{arg}: a folder, but not a run folder (no best.yaml)")
+        path = best
+    if path.is_file():
+        try:
+            g = searchspace.Genotype.from_yaml(path)
+        except searchspace.GenotypeError as exc:
+            raise UserError(f"{path}: {exc}") from None
+        return g if g.name else g.replace(name=path.stem)
+    if arg in searchspace.zoo.names():
+        return searchspace.zoo.get(arg)
+    if arg.endswith((".yaml", ".yml")) or "/" in arg:
+        raise UserError(f"{arg}: no such file")
+    raise UserError(f"{arg!r} is neither a genotype file nor a zoo network "
+                    f"(zoo: {', '.join(searchspace.zoo.names())})")

@@ -1,0 +1,12 @@
+"""What can be built: genotypes, ops, the builder, the cost counter, search spaces, the zoo."""
+
+from searchspace import zoo
+from searchspace.builder import build
+from searchspace.cost import Cost, cost
+from searchspace.genotype import Cell, Genotype, GenotypeError, Head, Node, Stage, Stem
+from searchspace.space import SearchSpace, SpaceError, load_space, space_names
+
+__all__ = [
+    "Cell", "Cost", "Genotype", "GenotypeError", "Head", "Node", "SearchSpace", "SpaceError",
+    "Stage", "Stem", "build", "cost", "load_space", "space_names", "zoo",
+]

@@ -1,0 +1,422 @@
+"""Genotypes: a network as a frozen, validated dataclass tree that round-trips through YAML."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["Genotype", "GenotypeError", "Stage", "Cell", "Node", "Stem", "Head"]
+
+ACTIVATIONS = ("none", "relu", "relu6", "swish")
+COMBINES = ("add", "concat")
+RESIDUALS = ("none", "identity", "pad", "project")
+WIDTH_BASES = ("out", "in")
+POOLS = ("avg", "max")
+
+
+class GenotypeError(ValueError):
+    """A genotype that cannot describe a network; the message starts with the offending field."""
+
+
+def _fail(where: str, message: str) -> None:
+    raise GenotypeError(f"{where}: {message}" if where else message)
+
+
+@dataclass(frozen=True)
+class Node:
+    """One node of a cell: combine earlier nodes, then apply one op.
+
+    Node numbering: 0 is the cell input, ``cell.nodes[i]`` is node ``i + 1``.
+    """
+
+    inputs: tuple[int, ...]  # earlier nodes read by this one (0 = cell input)
+    op: str  # name in searchspace.ops.OPS
+    combine: str = "add"  # how several inputs merge: add (same shape) or concat (channels)
+    kernel: int = 3  # spatial kernel side, for convs and pools
+    width: float | None = None  # output channels = width x base; None keeps the input's
+    width_of: str = "out"  # base of width: "out" = the stage width, "in" = cell input channels
+    depthwise: bool = False  # conv only: one filter per channel (groups = channels)
+    strided: bool = False  # applies the cell's stride when the cell reduces resolution
+    act: str = "none"  # activation after the op (or before it, with preact)
+    preact: bool = False  # BN-act-op (DenseNet) instead of op-BN-act
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A small DAG of nodes; its output combines chosen nodes and may add the cell input."""
+
+    nodes: tuple[Node, ...]
+    outputs: tuple[int, ...]  # nodes that form the output (0 = a dense link to the input)
+    combine: str = "concat"  # how several outputs merge
+    residual: str = "none"  # none | identity (when shapes match) | pad | project (always add)
+    act: str = "none"  # activation after the residual add (post-activation ResNets)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """``depth`` cells at one width; the first one applies ``stride``."""
+
+    cell: Cell
+    depth: int  # number of cells
+    width: int  # channels: the base of the cells' width ratios
+    stride: int = 1  # stride of the stage's first cell (1 or 2)
+    reduce_cell: Cell | None = None  # used for the first cell when stride is 2 (NASNet-style)
+
+
+@dataclass(frozen=True)
+class Stem:
+    """The first convolution."""
+
+    width: int  # output channels
+    kernel: int = 3
+    stride: int = 1
+    act: str = "relu"
+    norm: bool = True  # batch norm after the conv (pre-activation nets have none here)
+
+
+@dataclass(frozen=True)
+class Head:
+    """Optional 1x1 conv, global pooling, dropout and the classifier."""
+
+    width: int | None = None  # channels of a 1x1 conv before pooling (MobileNetV2's 1280)
+    act: str = "relu"  # activation of that conv, or of the final BN with preact
+    preact: bool = False  # BN-act before pooling (pre-activation nets such as DenseNet)
+    pool: str = "avg"  # global pooling: avg or max
+    dropout: float = 0.0  # before the classifier
+
+
+@dataclass(frozen=True)
+class Genotype:
+    """A whole network: input, stem, stages of cells, head.
+
+    Example:
+        >>> g = Genotype.from_yaml("searchspace/zoo/resnet20.yaml")
+        >>> g.resolution, g.num_classes
+        (32, 10)
+    """
+
+    stem: Stem
+    stages: tuple[Stage, ...]
+    head: Head = field(default_factory=Head)
+    resolution: int = 32  # input side in pixels
+    num_classes: int = 10
+    in_channels: int = 3
+    name: str = ""  # a label; not part of key()
+
+    def __post_init__(self) -> None:
+        _check_genotype(self)
+
+    # --- YAML -------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data with default-valued fields left out (the YAML form), name first."""
+        plain = _to_plain(self)
+        return {k: plain[k] for k in sorted(plain, key=lambda k: k != "name")}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Genotype:
+        """Build from plain data; raises GenotypeError naming the offending field."""
+        return _from_plain(cls, data, "")
+
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        """The YAML text; also written to ``path`` when given."""
+        text = yaml.dump(self.to_dict(), Dumper=_Dumper, sort_keys=False, width=120)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    @classmethod
+    def from_yaml(cls, source: str | Path) -> Genotype:
+        """Parse a YAML path or YAML text (``yaml.safe_load``, never code)."""
+        text = _read_source(source)
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark else ""
+            raise GenotypeError(f"not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+        return cls.from_dict(data)
+
+    def key(self) -> str:
+        """Canonical hash of the architecture (the name is ignored): equal nets, equal keys."""
+        plain = self.to_dict()
+        plain.pop("name", None)
+        text = json.dumps(plain, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def replace(self, **changes: Any) -> Genotype:
+        """A copy with some top-level fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _read_source(source: str | Path) -> str:
+    if isinstance(source, Path):
+        return source.read_text()
+    if "\n" not in source and source.endswith((".yaml", ".yml")):
+        path = Path(source)
+        if not path.is_file():
+            raise GenotypeError(f"{source}: no such genotype file")
+        return path.read_text()
+    return source
+
+
+# --- plain data <-> dataclasses ---------------------------------------------------------------
+
+_CHILD_TYPES = {
+    (Genotype, "stem"): Stem,
+    (Genotype, "head"): Head,
+    (Genotype, "stages"): Stage,
+    (Stage, "cell"): Cell,
+    (Stage, "reduce_cell"): Cell,
+    (Cell, "nodes"): Node,
+}
+_INT_TUPLES = {(Node, "inputs"), (Cell, "outputs")}
+
+
+def _to_plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        out: dict[str, Any] = {}
+        for f in fields(obj):
+            value = getattr(obj, f.name)
+            if _is_default(f, value) and f.name not in _required(type(obj)):
+                continue
+            out[f.name] = _to_plain(value)
+        return out
+    if isinstance(obj, tuple):
+        return [_to_plain(v) for v in obj]
+    return obj
+
+
+def _is_default(f: dataclasses.Field, value: Any) -> bool:
+    if f.default is not dataclasses.MISSING:
+        return value == f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return value == f.default_factory()  # type: ignore[misc]
+    return False
+
+
+def _required(cls: type) -> set[str]:
+    return {
+        f.name
+        for f in fields(cls)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
+    }
+
+
+def _from_plain(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        _fail(where or "genotype", f"expected a mapping, got {type(data).__name__}")
+    names = [f.name for f in fields(cls)]
+    for key in data:
+        if key not in names:
+            _fail(_join(where, str(key)), f"unknown field (expected one of {', '.join(names)})")
+    for name in _required(cls):
+        if name not in data:
+            _fail(_join(where, name), "missing")
+    kwargs = {}
+    for f in fields(cls):
+        if f.name in data:
+            kwargs[f.name] = _convert(cls, f, data[f.name], _join(where, f.name))
+    try:
+        return cls(**kwargs)
+    except GenotypeError:
+        raise
+    except (TypeError, ValueError) as exc:  # pragma: no cover - defensive
+        _fail(where or "genotype", str(exc))
+
+
+def _convert(cls: type, f: dataclasses.Field, value: Any, where: str) -> Any:
+    child = _CHILD_TYPES.get((cls, f.name))
+    if (cls, f.name) in _INT_TUPLES:
+        if not isinstance(value, list) or not all(_is_int(v) for v in value):
+            _fail(where, "expected a list of node numbers")
+        return tuple(value)
+    if child is not None and f.name in ("stages", "nodes"):
+        if not isinstance(value, list) or not value:
+            _fail(where, "expected a non-empty list")
+        return tuple(_from_plain(child, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if child is not None:
+        return None if value is None else _from_plain(child, value, where)
+    return _check_scalar(f, value, where)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_scalar(f: dataclasses.Field, value: Any, where: str) -> Any:
+    kind = str(f.type)
+    if kind == "bool":
+        if not isinstance(value, bool):
+            _fail(where, f"expected true or false, got {value!r}")
+    elif kind == "int":
+        if not _is_int(value):
+            _fail(where, f"expected an integer, got {value!r}")
+    elif kind.startswith("int |"):
+        if value is not None and not _is_int(value):
+            _fail(where, f"expected an integer or null, got {value!r}")
+    elif kind.startswith("float"):
+        if value is None and "None" in kind:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            _fail(where, f"expected a number, got {value!r}")
+        return float(value)
+    elif kind == "str" and not isinstance(value, str):
+        _fail(where, f"expected a string, got {value!r}")
+    return value
+
+
+def _join(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style for structure, one flow-style line per node; no anchors."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _represent_dict(dumper: yaml.SafeDumper, data: dict) -> yaml.Node:
+    leaf = all(not isinstance(v, dict) for v in data.values()) and all(
+        not isinstance(x, dict) for v in data.values() if isinstance(v, list) for x in v
+    )
+    return dumper.represent_mapping("tag:yaml.org,2002:map", data, flow_style=leaf)
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
+    flow = all(not isinstance(v, (dict, list)) for v in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
+_Dumper.add_representer(dict, _represent_dict)
+_Dumper.add_representer(list, _represent_list)
+
+
+# --- validation ---------------------------------------------------------------------------
+
+
+def _check_genotype(g: Genotype) -> None:
+    from searchspace import ops  # late: ops imports this module
+
+    _positive(g.resolution, "resolution")
+    _positive(g.num_classes, "num_classes")
+    _positive(g.in_channels, "in_channels")
+    _check_stem(g.stem)
+    _check_head(g.head)
+    if not g.stages:
+        _fail("stages", "at least one stage is needed")
+    for i, stage in enumerate(g.stages):
+        _check_stage(stage, f"stages[{i}]", ops)
+    from searchspace.layout import layout  # shapes: channels add up, resolutions agree
+
+    layout(g)
+
+
+def _positive(value: Any, where: str) -> None:
+    if not _is_int(value) or value < 1:
+        _fail(where, f"must be a positive integer, got {value!r}")
+
+
+def _one_of(value: Any, allowed: tuple, where: str) -> None:
+    if value not in allowed:
+        _fail(where, f"{value!r} is not one of {', '.join(map(str, allowed))}")
+
+
+def _check_stem(stem: Stem) -> None:
+    _positive(stem.width, "stem.width")
+    _odd_kernel(stem.kernel, "stem.kernel")
+    _one_of(stem.stride, (1, 2), "stem.stride")
+    _one_of(stem.act, ACTIVATIONS, "stem.act")
+
+
+def _check_head(head: Head) -> None:
+    if head.width is not None:
+        _positive(head.width, "head.width")
+    _one_of(head.act, ACTIVATIONS, "head.act")
+    _one_of(head.pool, POOLS, "head.pool")
+    if head.preact and head.width is not None:
+        _fail("head.preact", "a head has either a 1x1 conv (width) or a preact BN, not both")
+    if not 0.0 <= head.dropout < 1.0:
+        _fail("head.dropout", f"must be in [0, 1), got {head.dropout}")
+
+
+def _odd_kernel(k: Any, where: str) -> None:
+    if not _is_int(k) or k < 1 or k % 2 == 0:
+        _fail(where, f"convolution kernels are odd positive integers, got {k!r}")
+
+
+def _check_stage(stage: Stage, where: str, ops: Any) -> None:
+    _positive(stage.depth, f"{where}.depth")
+    _positive(stage.width, f"{where}.width")
+    _one_of(stage.stride, (1, 2), f"{where}.stride")
+    _check_cell(stage.cell, f"{where}.cell", ops)
+    if stage.reduce_cell is not None:
+        _check_cell(stage.reduce_cell, f"{where}.reduce_cell", ops)
+        if stage.stride != 2:
+            _fail(f"{where}.reduce_cell", "only a stage with stride 2 uses a reduce_cell")
+    reducer, name = (stage.reduce_cell, "reduce_cell") if stage.reduce_cell else (stage.cell, "cell")
+    if stage.stride == 2 and _output_level(reducer) != 1:
+        _fail(f"{where}.{name}", "stage has stride 2 but no strided node lies on every path")
+
+
+def _check_cell(cell: Cell, where: str, ops: Any) -> None:
+    if not cell.nodes:
+        _fail(f"{where}.nodes", "a cell needs at least one node")
+    for i, node in enumerate(cell.nodes):
+        _check_node(node, i + 1, f"{where}.nodes[{i}]", ops)
+    if not cell.outputs:
+        _fail(f"{where}.outputs", "at least one output node is needed")
+    for n in cell.outputs:
+        if not 0 <= n <= len(cell.nodes):
+            _fail(f"{where}.outputs", f"node {n} does not exist")
+    if len(set(cell.outputs)) != len(cell.outputs):
+        _fail(f"{where}.outputs", "a node is listed twice")
+    _one_of(cell.combine, COMBINES, f"{where}.combine")
+    _one_of(cell.residual, RESIDUALS, f"{where}.residual")
+    _one_of(cell.act, ACTIVATIONS, f"{where}.act")
+    levels = _levels(cell, where)
+    if len({levels[n] for n in cell.outputs}) > 1:
+        _fail(f"{where}.outputs", "outputs come at different resolutions (strided and not)")
+
+
+def _check_node(node: Node, number: int, where: str, ops: Any) -> None:
+    if not node.inputs:
+        _fail(f"{where}.inputs", "a node reads at least one earlier node")
+    for n in node.inputs:
+        if n < 0 or n >= number:
+            _fail(f"{where}.inputs", f"node {n} does not exist yet")
+    if len(set(node.inputs)) != len(node.inputs):
+        _fail(f"{where}.inputs", "a node is read twice")
+    op = ops.OPS.get(node.op)
+    if op is None:
+        _fail(f"{where}.op", f"unknown op {node.op!r} (known: {', '.join(sorted(ops.OPS))})")
+    _one_of(node.combine, COMBINES, f"{where}.combine")
+    _one_of(node.width_of, WIDTH_BASES, f"{where}.width_of")
+    _one_of(node.act, ACTIVATIONS, f"{where}.act")
+    if node.width is not None and not node.width > 0:
+        _fail(f"{where}.width", f"must be positive, got {node.width}")
+    op.check(node, where)
+
+
+def _levels(cell: Cell, where: str) -> list[int]:
+    """Resolution level of every node: how many strided nodes lie before it (0 or 1)."""
+    levels = [0]
+    for i, node in enumerate(cell.nodes):
+        seen = {levels[n] for n in node.inputs}
+        if len(seen) > 1:
+            _fail(f"{where}.nodes[{i}].inputs", "inputs come at different resolutions")
+        level = seen.pop() + int(node.strided)
+        if level > 1:
+            _fail(f"{where}.nodes[{i}].strided", "a path is strided twice")
+        levels.append(level)
+    return levels
+
+
+def _output_level(cell: Cell) -> int:
+    return _levels(cell, "")[cell.outputs[0]]

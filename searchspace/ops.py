@@ -1,0 +1,268 @@
+"""The primitive ops, registered by name; each knows its module, its cost and the fields it uses.
+
+Every op has the same three entry points, called with an ``OpSpec`` (the node and its shapes):
+``build(spec) -> nn.Module``, ``cost(spec) -> list[Layer]`` and ``out_channels(node, c_in, base)``.
+Cost mirrors construction line for line (pycls's ``complexity`` next to ``__init__``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from searchspace.genotype import GenotypeError, Node
+
+__all__ = ["OPS", "Op", "OpSpec", "Layer", "get", "activation", "channels", "round_channels"]
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """A node placed in a network: its input/output channels, stride and output size."""
+
+    node: Node
+    c_in: int  # channels after the node's inputs are combined
+    c_out: int
+    stride: int  # 1, or 2 when the node is strided in a reducing cell
+    h_out: int
+    w_out: int
+    base: int  # channels that the node's width ratio multiplies
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One counted layer: what it is, its output shape, multiply-adds and parameters."""
+
+    name: str  # module path inside the built network
+    kind: str  # Conv2d, Linear, BatchNorm2d, ...
+    shape: tuple[int, int, int]  # output (channels, height, width)
+    madds: int
+    params: int
+
+
+def activation(name: str) -> nn.Module:
+    """The activation module for a genotype's act name."""
+    return _ACTIVATIONS[name]()
+
+
+_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "none": nn.Identity,
+    "relu": lambda: nn.ReLU(inplace=True),
+    "relu6": lambda: nn.ReLU6(inplace=True),
+    "swish": lambda: nn.SiLU(inplace=True),
+}
+
+
+def channels(width: float, base: int) -> int:
+    """Channels for a width ratio: round half up, at least 1 (stated once, used everywhere)."""
+    return max(1, int(width * base + 0.5))
+
+
+def conv_layer(name: str, c_in: int, c_out: int, k: int, groups: int, h: int, w: int,
+               bias: bool = False) -> Layer:
+    """A k x k convolution's count: d'(k^2 d/g [+ 1]) per output position."""
+    per_position = c_out * (k * k * c_in // groups + int(bias))
+    params = c_out * k * k * c_in // groups + (c_out if bias else 0)
+    return Layer(name, "Conv2d", (c_out, h, w), per_position * h * w, params)
+
+
+def bn_layer(name: str, c: int, h: int, w: int) -> Layer:
+    """Batch norm: two parameters a channel, no multiply-adds by convention."""
+    return Layer(name, "BatchNorm2d", (c, h, w), 0, 2 * c)
+
+
+class ConvBN(nn.Module):
+    """conv-BN-act, or BN-act-conv with preact; groups = channels when depthwise."""
+
+    def __init__(self, c_in: int, c_out: int, k: int, stride: int, groups: int, act: str,
+                 preact: bool) -> None:
+        super().__init__()
+        self.preact = preact
+        self.bn = nn.BatchNorm2d(c_in if preact else c_out)
+        self.act = activation(act)
+        self.conv = nn.Conv2d(c_in, c_out, k, stride, k // 2, groups=groups, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.preact:
+            return self.conv(self.act(self.bn(x)))
+        return self.act(self.bn(self.conv(x)))
+
+
+class SepConv(nn.Module):
+    """Depthwise k x k, BN, act, pointwise 1x1, BN, act (MobileNetV1's separable conv)."""
+
+    def __init__(self, c_in: int, c_out: int, k: int, stride: int, act: str) -> None:
+        super().__init__()
+        self.dw = nn.Conv2d(c_in, c_in, k, stride, k // 2, groups=c_in, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_in)
+        self.act1 = activation(act)
+        self.pw = nn.Conv2d(c_in, c_out, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.act2 = activation(act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act2(self.bn2(self.pw(self.act1(self.bn1(self.dw(x))))))
+
+
+class SqueezeExcite(nn.Module):
+    """Channel gating: pool, 1x1 reduce, act, 1x1 expand, sigmoid, scale (Hu et al.)."""
+
+    def __init__(self, c: int, squeeze: int, act: str) -> None:
+        super().__init__()
+        self.reduce = nn.Conv2d(c, squeeze, 1)
+        self.act = activation(act)
+        self.expand = nn.Conv2d(squeeze, c, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.mean((2, 3), keepdim=True)
+        return x * torch.sigmoid(self.expand(self.act(self.reduce(s))))
+
+
+def pool(kind: str, k: int, stride: int) -> nn.Module:
+    """A k x k pool whose output side is ceil(side / stride), as every op here."""
+    cls = nn.MaxPool2d if kind == "max" else nn.AvgPool2d
+    extra = {} if kind == "max" else {"count_include_pad": False}
+    return cls(k, stride, (k - 1) // 2, ceil_mode=k % 2 == 0, **extra)
+
+
+@dataclass(frozen=True)
+class Op:
+    """A registered primitive."""
+
+    name: str
+    uses: frozenset[str]  # Node fields the op reads; the others must keep their defaults
+    build: Callable[[OpSpec], nn.Module]
+    cost: Callable[[OpSpec, str], list[Layer]]  # (spec, module path) -> counted layers
+    out_channels: Callable[[Node, int, int], int]  # (node, combined input channels, base)
+    rule: Callable[[Node, str], None] = lambda node, where: None  # extra checks
+
+    def check(self, node: Node, where: str) -> None:
+        """Raise GenotypeError when the node sets a field this op does not use."""
+        defaults = Node(inputs=(0,), op=node.op)
+        for name in ("kernel", "width", "width_of", "depthwise", "strided", "act", "preact"):
+            if name not in self.uses and getattr(node, name) != getattr(defaults, name):
+                raise GenotypeError(f"{where}.{name}: {self.name} does not take {name}")
+        self.rule(node, where)
+
+
+def _width_or_input(node: Node, c_in: int, base: int) -> int:
+    return c_in if node.width is None else channels(node.width, base)
+
+
+def _same_as_input(node: Node, c_in: int, base: int) -> int:
+    return c_in
+
+
+# --- conv ---------------------------------------------------------------------------------
+
+
+def _conv_rule(node: Node, where: str) -> None:
+    if node.kernel < 1 or node.kernel % 2 == 0:
+        raise GenotypeError(f"{where}.kernel: convolution kernels are odd, got {node.kernel}")
+    if node.depthwise and (node.width is not None or node.width_of != "out"):
+        raise GenotypeError(f"{where}.width: a depthwise conv keeps its input's channels")
+
+
+def _conv_build(s: OpSpec) -> nn.Module:
+    groups = s.c_in if s.node.depthwise else 1
+    return ConvBN(s.c_in, s.c_out, s.node.kernel, s.stride, groups, s.node.act, s.node.preact)
+
+
+def _conv_cost(s: OpSpec, path: str) -> list[Layer]:
+    groups = s.c_in if s.node.depthwise else 1
+    h_in, w_in = s.h_out * s.stride, s.w_out * s.stride
+    conv = conv_layer(f"{path}.conv", s.c_in, s.c_out, s.node.kernel, groups, s.h_out, s.w_out)
+    if s.node.preact:
+        return [bn_layer(f"{path}.bn", s.c_in, h_in, w_in), conv]
+    return [conv, bn_layer(f"{path}.bn", s.c_out, s.h_out, s.w_out)]
+
+
+# --- sepconv ------------------------------------------------------------------------------
+
+
+def _sepconv_build(s: OpSpec) -> nn.Module:
+    return SepConv(s.c_in, s.c_out, s.node.kernel, s.stride, s.node.act)
+
+
+def _sepconv_cost(s: OpSpec, path: str) -> list[Layer]:
+    h, w = s.h_out, s.w_out
+    return [
+        conv_layer(f"{path}.dw", s.c_in, s.c_in, s.node.kernel, s.c_in, h, w),
+        bn_layer(f"{path}.bn1", s.c_in, h, w),
+        conv_layer(f"{path}.pw", s.c_in, s.c_out, 1, 1, h, w),
+        bn_layer(f"{path}.bn2", s.c_out, h, w),
+    ]
+
+
+def _odd(node: Node, where: str) -> None:
+    if node.kernel < 1 or node.kernel % 2 == 0:
+        raise GenotypeError(f"{where}.kernel: convolution kernels are odd, got {node.kernel}")
+
+
+# --- pools, identity, squeeze-excite --------------------------------------------------------
+
+
+def _pool_rule(node: Node, where: str) -> None:
+    if node.kernel not in (2, 3):
+        raise GenotypeError(f"{where}.kernel: pools take kernel 2 or 3, got {node.kernel}")
+
+
+def _pool_build(kind: str) -> Callable[[OpSpec], nn.Module]:
+    return lambda s: pool(kind, s.node.kernel, s.stride)
+
+
+def _no_cost(s: OpSpec, path: str) -> list[Layer]:
+    return []
+
+
+def _se_rule(node: Node, where: str) -> None:
+    if node.width is None:
+        raise GenotypeError(f"{where}.width: se needs a squeeze width")
+
+
+def _se_build(s: OpSpec) -> nn.Module:
+    return SqueezeExcite(s.c_out, _se_squeeze(s), s.node.act)
+
+
+def _se_squeeze(s: OpSpec) -> int:
+    return channels(s.node.width or 1.0, s.base)
+
+
+def _se_cost(s: OpSpec, path: str) -> list[Layer]:
+    r = _se_squeeze(s)
+    return [
+        conv_layer(f"{path}.reduce", s.c_out, r, 1, 1, 1, 1, bias=True),
+        conv_layer(f"{path}.expand", r, s.c_out, 1, 1, 1, 1, bias=True),
+    ]
+
+
+OPS: dict[str, Op] = {
+    "conv": Op("conv", frozenset({"kernel", "width", "width_of", "depthwise", "strided", "act",
+                                  "preact"}),
+               _conv_build, _conv_cost, _width_or_input, _conv_rule),
+    "sepconv": Op("sepconv", frozenset({"kernel", "width", "width_of", "strided", "act"}),
+                  _sepconv_build, _sepconv_cost, _width_or_input, _odd),
+    "maxpool": Op("maxpool", frozenset({"kernel", "strided"}), _pool_build("max"), _no_cost,
+                  _same_as_input, _pool_rule),
+    "avgpool": Op("avgpool", frozenset({"kernel", "strided"}), _pool_build("avg"), _no_cost,
+                  _same_as_input, _pool_rule),
+    "identity": Op("identity", frozenset(), lambda s: nn.Identity(), _no_cost, _same_as_input),
+    "se": Op("se", frozenset({"width", "width_of", "act"}), _se_build, _se_cost,
+             _same_as_input, _se_rule),
+}
+
+
+def get(name: str) -> Op:
+    """The op registered under ``name``; the error lists the known ones."""
+    try:
+        return OPS[name]
+    except KeyError:
+        raise KeyError(f"unknown op {name!r} (known: {', '.join(sorted(OPS))})") from None
+
+
+def round_channels(value: float, divisor: int = 8) -> int:
+    """Nearest multiple of ``divisor``, never below it nor 10% under ``value`` (timm's rule)."""
+    out = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return out + divisor if out < 0.9 * value else out

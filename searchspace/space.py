@@ -1,0 +1,219 @@
+"""Search spaces: a fixed list of named categorical decisions and a pure map to a Genotype."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from searchspace.genotype import Cell, Genotype, Head, Node, Stage, Stem
+from searchspace.ops import round_channels
+
+__all__ = ["SearchSpace", "SpaceError", "load_space", "space_names"]
+
+Choice = str | int | float | bool
+_DIR = Path(__file__).parent / "spaces"
+
+
+class SpaceError(ValueError):
+    """A search space file or an assignment that does not fit its space."""
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Named decisions, each a fixed tuple of choices, and the template that decodes them.
+
+    Example:
+        >>> space = load_space("cells")
+        >>> g = space.sample(seed=0)
+        >>> sorted(space.decisions)[:2]
+        ['act', 'branch']
+    """
+
+    name: str
+    decisions: dict[str, tuple[Choice, ...]]
+    template: str
+    resolution: int = 32
+    num_classes: int = 10
+
+    def genotype(self, assignment: Mapping[str, Choice]) -> Genotype:
+        """The genotype for a full assignment {decision: choice}."""
+        self.check(assignment)
+        g = TEMPLATES[self.template](dict(assignment), self.resolution, self.num_classes)
+        return g
+
+    def check(self, assignment: Mapping[str, Choice]) -> None:
+        """Raise SpaceError unless every decision has one of its choices."""
+        missing = [k for k in self.decisions if k not in assignment]
+        if missing:
+            raise SpaceError(f"assignment lacks decisions: {', '.join(missing)}")
+        for name, value in assignment.items():
+            if name not in self.decisions:
+                raise SpaceError(f"{name}: not a decision of space {self.name!r}")
+            if value not in self.decisions[name]:
+                raise SpaceError(f"{name}: {value!r} is not one of {list(self.decisions[name])}")
+
+    def sample_assignment(self, rng: random.Random) -> dict[str, Choice]:
+        """A uniformly random assignment."""
+        return {k: rng.choice(v) for k, v in self.decisions.items()}
+
+    def sample(self, seed: int = 0) -> Genotype:
+        """A uniformly random genotype of the space."""
+        return self.genotype(self.sample_assignment(random.Random(seed)))
+
+    @property
+    def size(self) -> int:
+        """Number of distinct assignments."""
+        n = 1
+        for v in self.decisions.values():
+            n *= len(v)
+        return n
+
+
+def space_names() -> list[str]:
+    """The spaces shipped with the package."""
+    return sorted(p.stem for p in _DIR.glob("*.yaml"))
+
+
+def load_space(name_or_path: str | Path) -> SearchSpace:
+    """A shipped space by name, or a space YAML file by path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = _DIR / f"{name_or_path}.yaml"
+        if not path.is_file():
+            raise SpaceError(f"unknown space {str(name_or_path)!r} "
+                             f"(known: {', '.join(space_names())}, or a YAML path)")
+    if not path.is_file():
+        raise SpaceError(f"{path}: no such space file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SpaceError(f"{path}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    return _from_dict(data, str(path))
+
+
+def _from_dict(data: Any, where: str) -> SearchSpace:
+    if not isinstance(data, dict):
+        raise SpaceError(f"{where}: expected a mapping")
+    template = data.get("template")
+    if template not in TEMPLATES:
+        raise SpaceError(f"{where}: template: {template!r} is not one of {sorted(TEMPLATES)}")
+    decisions = data.get("decisions")
+    if not isinstance(decisions, dict) or not decisions:
+        raise SpaceError(f"{where}: decisions: expected a mapping of name -> list of choices")
+    out: dict[str, tuple[Choice, ...]] = {}
+    for name, choices in decisions.items():
+        if not isinstance(choices, list) or not choices:
+            raise SpaceError(f"{where}: decisions.{name}: expected a non-empty list")
+        if not all(isinstance(c, (str, int, float, bool)) for c in choices):
+            raise SpaceError(f"{where}: decisions.{name}: choices are str, int, float or bool")
+        out[str(name)] = tuple(choices)
+    needed = TEMPLATE_DECISIONS[template]
+    missing = sorted(needed - set(out))
+    if missing:
+        raise SpaceError(f"{where}: decisions: template {template!r} needs {', '.join(missing)}")
+    space = SearchSpace(str(data.get("name", Path(where).stem)), out, template,
+                        int(data.get("resolution", 32)), int(data.get("num_classes", 10)))
+    _check_decodes(space, where)
+    return space
+
+
+def _check_decodes(space: SearchSpace, where: str) -> None:
+    """Every choice must decode: try each one in an otherwise first-choice assignment."""
+    base = {k: v[0] for k, v in space.decisions.items()}
+    try:
+        space.genotype(base)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SpaceError(f"{where}: the first choices together fail: {exc}") from None
+    for name, choices in space.decisions.items():
+        for c in choices:
+            try:
+                space.genotype({**base, name: c})
+            except (ValueError, KeyError, TypeError) as exc:
+                raise SpaceError(f"{where}: decisions.{name}: choice {c!r} fails: {exc}") from None
+
+
+# --- the `cells` template ---------------------------------------------------------------------
+
+
+def _cells(d: dict[str, Any], resolution: int, num_classes: int) -> Genotype:
+    w1 = int(d["stage1_width"])
+    w2 = max(w1, round_channels(w1 * d["stage2_mult"]))
+    w3 = max(w2, round_channels(w2 * d["stage3_mult"]))
+    # A dense cell concatenates its input, so it cannot stride: a non-dense copy reduces.
+    cell = _cell(d, strided=not d["dense"])
+    reduce = _cell({**d, "dense": False, "residual": "none"}, strided=True) if d["dense"] else None
+    stages = (
+        Stage(cell=cell, depth=int(d["stage1_depth"]), width=w1),
+        Stage(cell=cell, depth=int(d["stage2_depth"]), width=w2, stride=2, reduce_cell=reduce),
+        Stage(cell=cell, depth=int(d["stage3_depth"]), width=w3, stride=2, reduce_cell=reduce),
+    )
+    return Genotype(stem=Stem(width=w1, act=d["act"]), stages=stages, head=Head(),
+                    resolution=resolution, num_classes=num_classes)
+
+
+def _cell(d: dict[str, Any], strided: bool) -> Cell:
+    act, expand, op = d["act"], float(d["expand"]), d["op"]
+    branch = d["branch"] != "none"
+    # new features a cell adds: all its width, or a quarter when it keeps its input (dense)
+    out_width = (0.25 if d["dense"] else 1.0) / (2 if branch else 1)
+    nodes: list[Node] = []
+
+    def add(**kw: Any) -> int:
+        nodes.append(Node(inputs=(len(nodes),), **kw))
+        return len(nodes)
+
+    if expand > 0:
+        add(op="conv", kernel=1, width=expand, act=act)
+    inner = expand if expand > 0 else out_width
+    project = expand > 0 or op == "dwconv"
+    for r in range(int(d["repeat"])):
+        kw: dict[str, Any] = {"kernel": int(d["kernel"]), "strided": strided and r == 0,
+                              "act": act}
+        if op == "dwconv":
+            kw.update(op="conv", depthwise=True)
+        else:
+            kw.update(op=op, width=inner)
+        add(**kw)
+    if d["se"]:
+        add(op="se", width=0.25, width_of="in", act=act)
+    if project:
+        add(op="conv", kernel=1, width=out_width)
+    nodes[-1] = _linear(nodes[-1])
+    outputs = [len(nodes)]
+    if branch:
+        outputs.append(_branch(nodes, d["branch"], out_width, strided))
+    if d["dense"]:
+        outputs.insert(0, 0)
+    residual = "none" if d["dense"] else d["residual"]
+    cell_act = "none" if expand > 1 else act
+    return Cell(nodes=tuple(nodes), outputs=tuple(outputs), residual=residual, act=cell_act)
+
+
+def _linear(node: Node) -> Node:
+    """The last node of a path stays linear; the cell's act follows the residual add."""
+    if node.op in ("conv", "sepconv") and not node.depthwise:
+        return Node(**{**node.__dict__, "act": "none"})
+    return node
+
+
+def _branch(nodes: list[Node], kind: str, width: float, strided: bool) -> int:
+    if kind == "pool":
+        nodes.append(Node(inputs=(0,), op="maxpool", kernel=3, strided=strided))
+        nodes.append(Node(inputs=(len(nodes),), op="conv", kernel=1, width=width))
+    else:
+        nodes.append(Node(inputs=(0,), op="conv", kernel=int(kind[1:]), width=width,
+                          strided=strided))
+    return len(nodes)
+
+
+TEMPLATES: dict[str, Callable[[dict[str, Any], int, int], Genotype]] = {"cells": _cells}
+TEMPLATE_DECISIONS: dict[str, set[str]] = {
+    "cells": {"stage1_width", "stage2_mult", "stage3_mult", "stage1_depth", "stage2_depth",
+              "stage3_depth", "expand", "op", "kernel", "repeat", "branch", "se", "residual",
+              "dense", "act"},
+}
