@@ -43,7 +43,7 @@ def main() -> None:
     rows = []
     for name in ("resnet20", "resnet110", "densenet100", "efficientnet_b0"):
         g = searchspace.zoo.get(name)
-        rows.append((name, f"{_time(lambda: searchspace.cost(g), 50):.3f}",
+        rows.append((name, f"{_time(lambda g=g: searchspace.cost(g), 50):.3f}",
                      f"{_flop_counter_ms(g):.1f}"))
     per = [_time(lambda g=g: searchspace.cost(g), 5) for g in randoms]
     decode = _time(lambda: [space.sample(seed=s) for s in range(20)], 1) / 20

@@ -48,8 +48,24 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _register_train(sub: argparse._SubParsersAction) -> None:
+    from nas.train_cmd import register
+
+    register(sub)
+
+
 # Commands that live in their own modules register here (train, search, scale, ...).
-_EXTRA: list[Callable[[argparse._SubParsersAction], None]] = []
+_EXTRA: list[Callable[[argparse._SubParsersAction], None]] = [_register_train]
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    """Errors whose message is already the one line a user needs."""
+    from evaluators.data import DataError
+    from evaluators.recipe import RecipeError
+    from evaluators.train import Diverged
+    from searchspace import GenotypeError, SpaceError
+
+    return (DataError, RecipeError, GenotypeError, SpaceError, Diverged)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -60,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"nas: error: {exc}", file=sys.stderr)
         return exc.code
+    except _known_errors() as exc:
+        print(f"nas: error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("nas: interrupted", file=sys.stderr)
         return 130

@@ -5,8 +5,9 @@ from searchspace.builder import build
 from searchspace.cost import Cost, cost
 from searchspace.genotype import Cell, Genotype, GenotypeError, Head, Node, Stage, Stem
 from searchspace.space import SearchSpace, SpaceError, load_space, space_names
+from searchspace.transform import scale
 
 __all__ = [
     "Cell", "Cost", "Genotype", "GenotypeError", "Head", "Node", "SearchSpace", "SpaceError",
-    "Stage", "Stem", "build", "cost", "load_space", "space_names", "zoo",
+    "Stage", "Stem", "build", "cost", "load_space", "scale", "space_names", "zoo",
 ]

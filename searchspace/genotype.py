@@ -360,7 +360,8 @@ def _check_stage(stage: Stage, where: str, ops: Any) -> None:
         _check_cell(stage.reduce_cell, f"{where}.reduce_cell", ops)
         if stage.stride != 2:
             _fail(f"{where}.reduce_cell", "only a stage with stride 2 uses a reduce_cell")
-    reducer, name = (stage.reduce_cell, "reduce_cell") if stage.reduce_cell else (stage.cell, "cell")
+    reducer, name = ((stage.reduce_cell, "reduce_cell") if stage.reduce_cell
+                     else (stage.cell, "cell"))
     if stage.stride == 2 and _output_level(reducer) != 1:
         _fail(f"{where}.{name}", "stage has stride 2 but no strided node lies on every path")
 

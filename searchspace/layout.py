@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from searchspace.genotype import Cell, GenotypeError
-from searchspace.ops import OPS, OpSpec, channels
+from searchspace.ops import OPS, OpSpec
 
 if TYPE_CHECKING:
     from searchspace.genotype import Genotype

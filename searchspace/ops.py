@@ -7,8 +7,8 @@ Cost mirrors construction line for line (pycls's ``complexity`` next to ``__init
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn

@@ -1,0 +1,136 @@
+"""The budget-checked proxy evaluator: cost first, then build, train briefly and score."""
+
+from __future__ import annotations
+
+import gc
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+import searchspace
+from evaluators.data import Split, load_final, load_search
+from evaluators.recipe import Recipe
+from evaluators.train import Diverged, EpochLog, TrainResult, pick_device, train
+
+__all__ = ["Evaluation", "ProxyEvaluator", "over_budget"]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The outcome for one candidate."""
+
+    status: str  # "ok", "rejected" (over budget, never built) or "failed" (with a reason)
+    madds: int  # of the genotype itself (the budget applies to it)
+    params: int
+    accuracy: float | None = None  # on "val" (search profiles) or "test" (final profiles)
+    split: str = "val"
+    seconds: float = 0.0  # build, train and score
+    images_per_s: float = 0.0  # training throughput
+    epochs: float = 0.0
+    device: str = ""
+    reason: str = ""
+
+    def to_dict(self) -> dict:
+        """Plain data (for JSON and trial attributes)."""
+        return asdict(self)
+
+
+def over_budget(cost: searchspace.Cost, limits: Mapping[str, float] | None) -> str:
+    """Why ``cost`` breaks ``limits`` ({"madds": max, "params": max}), or "" when it fits."""
+    for key, limit in (limits or {}).items():
+        value = getattr(cost, key)
+        if value > limit:
+            return f"{key} {value:,} over the budget of {int(limit):,}"
+    return ""
+
+
+class ProxyEvaluator:
+    """Scores genotypes by a recipe; loads the data once and keeps it.
+
+    Example:
+        >>> ev = ProxyEvaluator(load_profile("proxy-cpu"), data="cifar10-jpeg.tar.gz",
+        ...                     limits={"madds": 600e6})
+        >>> ev.evaluate(searchspace.zoo.get("resnet20")).accuracy  # doctest: +SKIP
+        0.45
+    """
+
+    def __init__(self, recipe: Recipe, data: str | Path | None = None,
+                 limits: Mapping[str, float] | None = None, device: str | None = None,
+                 progress: Callable[[EpochLog], None] | None = None) -> None:
+        self.recipe = recipe
+        self.data = data
+        self.limits = dict(limits or {})
+        self.device = pick_device(device or recipe.device or None)
+        self.progress = progress
+        self._split: Split | None = None
+
+    @property
+    def split(self) -> Split:
+        """The data, loaded on first use: train/val for search profiles, train/test for final."""
+        if self._split is None:
+            if self.recipe.split == "search":
+                self._split = load_search(self.data, self.recipe.val_size)
+            else:
+                self._split = load_final(self.data)
+        return self._split
+
+    def trained_genotype(self, g: searchspace.Genotype) -> searchspace.Genotype:
+        """What the proxy actually trains: ``g`` at the recipe's width and resolution."""
+        if self.recipe.width_mult == 1.0 and not self.recipe.resolution:
+            return g
+        return searchspace.scale(g, width=self.recipe.width_mult,
+                                 resolution=self.recipe.resolution or None)
+
+    def evaluate(self, g: searchspace.Genotype, seed: int = 0) -> Evaluation:
+        """Cost ``g``; refuse it unbuilt when over budget; else train and score it."""
+        c = searchspace.cost(g)
+        why = over_budget(c, self.limits)
+        if why:
+            return Evaluation("rejected", c.madds, c.params, reason=why)
+        result, reason = self._train(g, seed)
+        if result is None:
+            return Evaluation("failed", c.madds, c.params, split=self.split.eval_name,
+                              reason=reason, device=str(self.device))
+        return Evaluation("ok", c.madds, c.params, result.accuracy, self.split.eval_name,
+                          result.seconds, result.images_per_s, result.epochs, result.device)
+
+    def train(self, g: searchspace.Genotype, seed: int = 0, recipe: Recipe | None = None
+              ) -> TrainResult:
+        """Train and score ``g`` (no budget check); raises Diverged or OutOfMemoryError."""
+        target = self.trained_genotype(g)
+        model = searchspace.build(target)
+        return train(model, self.split, recipe or self.recipe, target.resolution, self.device,
+                     seed, self.progress)
+
+    def _train(self, g: searchspace.Genotype, seed: int) -> tuple[TrainResult | None, str]:
+        self.split  # noqa: B018 - load the data before the clock starts
+        recipe = self.recipe
+        for attempt in range(2):
+            start = time.perf_counter()
+            try:
+                result = self.train(g, seed, recipe)
+            except Diverged as exc:
+                return None, f"diverged: {exc}"
+            except torch.cuda.OutOfMemoryError:
+                _free()
+                if attempt == 0 and recipe.batch_size > 1:
+                    # linear scaling rule: half the batch, half the learning rate
+                    recipe = recipe.replace(batch_size=recipe.batch_size // 2, lr=recipe.lr / 2)
+                    continue
+                return None, "out of GPU memory, also at half the batch"
+            result.seconds = time.perf_counter() - start
+            result.model = None  # the search keeps numbers only
+            if not math.isfinite(result.accuracy):
+                return None, "accuracy is not finite"
+            return result, ""
+        return None, "out of GPU memory"
+
+
+def _free() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

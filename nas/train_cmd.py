@@ -1,0 +1,83 @@
+"""`nas train`: train one genotype by a profile, print progress, save a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+import searchspace
+from evaluators.proxy import ProxyEvaluator
+from evaluators.recipe import load_profile
+from evaluators.train import EpochLog
+from nas.errors import UserError
+from nas.genotypes import resolve_genotype
+
+__all__ = ["register", "default_profile", "save_checkpoint"]
+
+
+def default_profile() -> str:
+    """The profile a user gets without --profile: proxy-gpu on CUDA, proxy-cpu otherwise."""
+    return "proxy-gpu" if torch.cuda.is_available() else "proxy-cpu"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add `nas train` to the CLI."""
+    s = sub.add_parser("train", help="train a genotype by a profile and report its accuracy")
+    s.add_argument("genotype", help="zoo name, YAML file or run folder")
+    s.add_argument("--profile", default=None,
+                   help="proxy-cpu, proxy-gpu, full, final-cpu or a YAML path "
+                        "(default: proxy-gpu on a GPU, else proxy-cpu)")
+    s.add_argument("--data", help="CIFAR-10: official archive or folder, or an image-folder "
+                                  "tree or archive (default: $NAS_DATA, the cache, a download)")
+    s.add_argument("--epochs", type=float, help="override the profile's epochs")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", help="cpu or cuda (default: the profile's, else CUDA if present)")
+    s.add_argument("-o", "--output", help="write a checkpoint (state_dict and genotype) here")
+    s.add_argument("--json", action="store_true", help="print one final JSON line")
+    s.set_defaults(run=_run)
+
+
+def _progress(log: EpochLog) -> None:
+    print(f"epoch {log.epoch}/{log.epochs}  loss {log.loss:.3f}  "
+          f"train acc {100 * log.train_accuracy:.1f}%  {log.images_per_s:,.0f} img/s  "
+          f"{log.elapsed:.0f}s elapsed, ~{log.eta:.0f}s left", file=sys.stderr, flush=True)
+
+
+def save_checkpoint(path: str | Path, model: torch.nn.Module, g: searchspace.Genotype,
+                    info: dict) -> None:
+    """state_dict + genotype YAML + what was measured, in one torch.save file."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch.save({"state_dict": state, "genotype": g.to_yaml(), "info": info}, path)
+
+
+def _run(args: argparse.Namespace) -> None:
+    g = resolve_genotype(args.genotype)
+    recipe = load_profile(args.profile or default_profile())
+    if args.epochs is not None:
+        if args.epochs <= 0:
+            raise UserError("--epochs must be positive")
+        recipe = recipe.replace(epochs=args.epochs)
+    ev = ProxyEvaluator(recipe, data=args.data, device=args.device, progress=_progress)
+    c = searchspace.cost(g)
+    print(f"training {g.name or 'genotype'} ({c.madds / 1e6:.1f}M multiply-adds, "
+          f"{c.params:,} parameters) by {recipe.name} on {ev.device}", file=sys.stderr)
+    _ = ev.split  # load (and cache) the data before timing
+    result = ev.train(g, args.seed)
+    key = "val_accuracy" if recipe.split == "search" else "test_accuracy"
+    info = {key: result.accuracy, "madds": c.madds, "params": c.params,
+            "seconds": round(result.seconds, 2), "epochs": round(result.epochs, 3),
+            "device": result.device, "images_per_s": round(result.images_per_s, 1),
+            "profile": recipe.name, "seed": args.seed, "name": g.name}
+    if args.output:
+        save_checkpoint(args.output, result.model, ev.trained_genotype(g), info)
+    where = "validation" if recipe.split == "search" else "test"
+    print(f"{where} accuracy {100 * result.accuracy:.2f}% after {result.seconds:.1f}s "
+          f"({result.images_per_s:,.0f} img/s)" +
+          (f"; checkpoint written to {args.output}" if args.output else ""), file=sys.stderr)
+    if args.json:
+        print(json.dumps(info))

@@ -1,0 +1,112 @@
+"""The training loop and the proxy evaluator, on real CIFAR-10 images."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import searchspace
+from evaluators import proxy as proxy_module
+from evaluators.augment import random_crop_flip
+from evaluators.proxy import ProxyEvaluator
+from evaluators.recipe import RecipeError, load_profile
+
+TINY = dict(epochs=1, train_subset=1024, batch_size=64, lr=0.1, time_limit=0, device="cpu")
+
+
+def _tiny_net() -> searchspace.Genotype:
+    return searchspace.scale(searchspace.zoo.get("resnet20"), width=0.5)
+
+
+def test_augmentation_is_a_batched_translation_and_flip() -> None:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.uint8).view(2, 3, 8, 8)
+    out = random_crop_flip(x, 0, True, gen)
+    for a, b in zip(out, x):
+        assert torch.equal(a, b) or torch.equal(a, b.flip(2))
+    shifted = random_crop_flip(x, 2, False, gen)
+    assert shifted.shape == x.shape and shifted.dtype == torch.uint8
+    # every output row is a shifted window of the input padded with zeros
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    for i in range(2):
+        assert any(torch.equal(shifted[i], padded[i, :, dy:dy + 8, dx:dx + 8])
+                   for dy in range(5) for dx in range(5))
+
+
+def test_profiles_load_and_unknown_ones_fail() -> None:
+    for name in ("proxy-cpu", "proxy-gpu", "full", "final-cpu"):
+        load_profile(name)
+    with pytest.raises(RecipeError, match="unknown profile 'fast'"):
+        load_profile("fast")
+
+
+def test_proxy_trains_and_learns_on_real_images(cifar_jpeg) -> None:
+    recipe = load_profile("proxy-cpu").replace(**{**TINY, "train_subset": 4096})
+    ev = ProxyEvaluator(recipe, data=cifar_jpeg, limits={"madds": 600e6})
+    result = ev.evaluate(_tiny_net())
+    assert result.status == "ok", result.reason
+    assert result.split == "val" and result.accuracy > 0.22  # chance is 0.10
+    assert result.images_per_s > 0 and result.seconds > 0 and result.epochs == 1
+
+
+def test_proxy_rejects_over_budget_without_building(cifar_jpeg, monkeypatch) -> None:
+    def no_build(g):
+        raise AssertionError("an over-budget candidate was built")
+    monkeypatch.setattr(proxy_module.searchspace, "build", no_build)
+    ev = ProxyEvaluator(load_profile("proxy-cpu"), data=cifar_jpeg, limits={"madds": 100e6})
+    result = ev.evaluate(searchspace.zoo.get("resnet18"))
+    assert result.status == "rejected" and "over the budget" in result.reason
+    assert result.madds == searchspace.cost(searchspace.zoo.get("resnet18")).madds
+    ev = ProxyEvaluator(load_profile("proxy-cpu"), data=cifar_jpeg, limits={"params": 1e6})
+    assert ev.evaluate(searchspace.zoo.get("resnet18")).reason.startswith("params")
+
+
+def test_a_diverging_candidate_fails_with_a_reason(cifar_jpeg) -> None:
+    recipe = load_profile("proxy-cpu").replace(**{**TINY, "lr": 1e12, "train_subset": 256})
+    result = ProxyEvaluator(recipe, data=cifar_jpeg).evaluate(_tiny_net())
+    assert result.status == "failed" and "diverged" in result.reason
+
+
+def test_reduced_width_and_resolution(cifar_jpeg) -> None:
+    recipe = load_profile("proxy-cpu").replace(**{**TINY, "width_mult": 0.5, "resolution": 24,
+                                                  "train_subset": 256})
+    ev = ProxyEvaluator(recipe, data=cifar_jpeg)
+    g = searchspace.zoo.get("resnet20")
+    trained = ev.trained_genotype(g)
+    assert trained.resolution == 24 and trained.stages[2].width == 32
+    result = ev.evaluate(g)
+    assert result.status == "ok" and result.madds == searchspace.cost(g).madds
+
+
+def test_nas_train_json_and_checkpoint(cifar_jpeg, tmp_path) -> None:
+    profile = tmp_path / "tiny.yaml"
+    profile.write_text("split: search\nepochs: 1\ntrain_subset: 512\nbatch_size: 64\n"
+                       "lr: 0.1\ndevice: cpu\n")
+    ckpt = tmp_path / "net.ckpt"
+    r = subprocess.run([sys.executable, "-m", "nas.cli", "train", "resnet20", "--profile",
+                        str(profile), "--data", str(cifar_jpeg), "-o", str(ckpt), "--json"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert set(out) >= {"val_accuracy", "madds", "params", "seconds", "epochs", "device"}
+    assert out["params"] == 269_722 and "epoch 1/1" in r.stderr
+    saved = torch.load(ckpt, weights_only=True)
+    g = searchspace.Genotype.from_yaml(saved["genotype"])
+    model = searchspace.build(g)
+    model.load_state_dict(saved["state_dict"])
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--profile", "nope"], "unknown profile 'nope'"),
+    (["--data", "/no/such/place"], "no such file or folder"),
+    (["--epochs", "0"], "--epochs must be positive"),
+])
+def test_nas_train_bad_input(args, needle) -> None:
+    r = subprocess.run([sys.executable, "-m", "nas.cli", "train", "resnet20", *args],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and needle in r.stderr
+    assert "Traceback" not in r.stderr and r.stderr.count("nas: error") == 1
