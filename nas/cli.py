@@ -54,8 +54,14 @@ def _register_train(sub: argparse._SubParsersAction) -> None:
     register(sub)
 
 
+def _register_scale(sub: argparse._SubParsersAction) -> None:
+    from nas.scale_cmd import register
+
+    register(sub)
+
+
 # Commands that live in their own modules register here (train, search, scale, ...).
-_EXTRA: list[Callable[[argparse._SubParsersAction], None]] = [_register_train]
+_EXTRA: list[Callable[[argparse._SubParsersAction], None]] = [_register_train, _register_scale]
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:

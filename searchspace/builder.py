@@ -32,13 +32,12 @@ def build(g: Genotype) -> nn.Module:
 class Stem(nn.Module):
     """conv, optional BN, act."""
 
-    def __init__(self, g: Genotype) -> None:
+    def __init__(self, c_in: int, width: int, kernel: int, stride: int, act: str,
+                 norm: bool) -> None:
         super().__init__()
-        s = g.stem
-        self.conv = nn.Conv2d(g.in_channels, s.width, s.kernel, s.stride, s.kernel // 2,
-                              bias=False)
-        self.bn = nn.BatchNorm2d(s.width) if s.norm else nn.Identity()
-        self.act = activation(s.act)
+        self.conv = nn.Conv2d(c_in, width, kernel, stride, kernel // 2, bias=False)
+        self.bn = nn.BatchNorm2d(width) if norm else nn.Identity()
+        self.act = activation(act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.bn(self.conv(x)))
@@ -119,16 +118,16 @@ class CellModule(nn.Module):
 class Head(nn.Module):
     """Optional 1x1 conv-BN-act (or preact BN-act), global pool, dropout, classifier."""
 
-    def __init__(self, g: Genotype, c: int) -> None:
+    def __init__(self, c: int, width: int | None, act: str, preact: bool, pool: str,
+                 dropout: float, num_classes: int) -> None:
         super().__init__()
-        h = g.head
-        self.conv = nn.Conv2d(c, h.width, 1, bias=False) if h.width else nn.Identity()
-        c = h.width or c
-        self.bn = nn.BatchNorm2d(c) if (h.width or h.preact) else nn.Identity()
-        self.act = activation(h.act) if (h.width or h.preact) else nn.Identity()
-        self.max = h.pool == "max"
-        self.dropout = nn.Dropout(h.dropout)
-        self.fc = nn.Linear(c, g.num_classes)
+        self.conv = nn.Conv2d(c, width, 1, bias=False) if width else nn.Identity()
+        c = width or c
+        self.bn = nn.BatchNorm2d(c) if (width or preact) else nn.Identity()
+        self.act = activation(act) if (width or preact) else nn.Identity()
+        self.max = pool == "max"
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(c, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act(self.bn(self.conv(x)))
@@ -143,11 +142,13 @@ class Network(nn.Module):
         super().__init__()
         self.genotype = g
         plan = layout(g)
-        self.stem = Stem(g)
+        st, h = g.stem, g.head
+        self.stem = Stem(g.in_channels, st.width, st.kernel, st.stride, st.act, st.norm)
         self.stages = nn.ModuleList(
             nn.Sequential(*(CellModule(c) for c in stage)) for stage in plan.stages
         )
-        self.head = Head(g, plan.head_in[0])
+        self.head = Head(plan.head_in[0], h.width, h.act, h.preact, h.pool, h.dropout,
+                         g.num_classes)
         _init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

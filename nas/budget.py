@@ -1,0 +1,61 @@
+"""Budgets: "600M-madds", "0.6G-madds", "600M", "450M-macs", "1.2G-flops", "3M-params", joined."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from nas.errors import UserError
+
+__all__ = ["Budget", "parse_budget", "FORMS"]
+
+FORMS = ("600M-madds", "0.6G-madds", "600M (multiply-adds)", "450M-macs", "1.2G-flops",
+         "3M-params", "600M-madds,3M-params")
+_SCALE = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
+_UNITS = {"madds": ("madds", 1.0), "macs": ("madds", 1.0), "mac": ("madds", 1.0),
+          "flops": ("madds", 0.5), "params": ("params", 1.0)}
+_PART = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?)\s*(?:-\s*([a-z]+))?\s*$", re.I)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Upper limits on multiply-adds and/or parameters.
+
+    Example:
+        >>> parse_budget("1.2G-flops").limits
+        {'madds': 600000000.0}
+    """
+
+    limits: dict[str, float]
+    text: str
+
+    @property
+    def madds(self) -> float | None:
+        """The multiply-add limit, if any."""
+        return self.limits.get("madds")
+
+    def __str__(self) -> str:
+        return self.text
+
+    def scaled(self, factor: float) -> Budget:
+        """Every limit times ``factor`` (a reduced budget for the base search)."""
+        return Budget({k: v * factor for k, v in self.limits.items()},
+                      f"{self.text} x {factor:g}")
+
+
+def parse_budget(text: str) -> Budget:
+    """Parse a budget; UserError listing the accepted forms otherwise."""
+    limits: dict[str, float] = {}
+    for part in str(text).split(","):
+        m = _PART.match(part)
+        unit = (m.group(3) or "madds").lower() if m else ""
+        if not m or unit not in _UNITS:
+            raise UserError(f"cannot read budget {text!r}; accepted forms: {', '.join(FORMS)}")
+        key, factor = _UNITS[unit]
+        value = float(m.group(1)) * _SCALE[m.group(2).lower()] * factor
+        if value <= 0:
+            raise UserError(f"budget {part.strip()!r} must be positive")
+        if key in limits:
+            raise UserError(f"budget {text!r} limits {key} twice")
+        limits[key] = value
+    return Budget(limits, str(text))

@@ -1,0 +1,303 @@
+"""Export: a standalone .py model (needs only torch), torch.export (.pt2) or ONNX.
+
+The .py file holds the framework's own op classes (copied from their source, so they compute
+exactly the same thing), one readable nn.Module per distinct cell whose forward is written out
+node by node, the network around them with the builder's module names (state_dicts load both
+ways), ``build_model(weights=None)``, ``RESOLUTION`` and ``NUM_CLASSES``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import searchspace
+from nas.errors import UserError
+from searchspace import builder, ops
+from searchspace.genotype import Cell, Node
+from searchspace.layout import CellPlan, layout
+
+__all__ = ["export_source", "write_export", "load_weights", "build_with_weights"]
+
+# Runtime pieces copied verbatim into every export (same code, same numbers).
+_RUNTIME = [ops._ACTIVATIONS, ops.activation, ops.channels, ops.ConvBN, ops.SepConv,
+            ops.SqueezeExcite, ops.pool, builder.Stem, builder.PadShortcut,
+            builder.ProjectShortcut, builder.Head]
+
+
+def _runtime_source() -> str:
+    parts = []
+    for obj in _RUNTIME:
+        if isinstance(obj, dict):
+            parts.append('_ACTIVATIONS = {\n    "none": nn.Identity,\n'
+                         '    "relu": lambda: nn.ReLU(inplace=True),\n'
+                         '    "relu6": lambda: nn.ReLU6(inplace=True),\n'
+                         '    "swish": lambda: nn.SiLU(inplace=True),\n}')
+        else:
+            parts.append(textwrap.dedent(inspect.getsource(obj)).rstrip())
+    return "\n\n\n".join(parts)
+
+
+def _node_expr(node: Node, c: str, stride: str) -> str:
+    """Constructor call for one node, given the expressions of its input channels and stride."""
+    k = node.kernel
+    st = stride if node.strided else "1"
+    if node.op == "conv":
+        groups = c if node.depthwise else "1"
+        out = _out_expr(node, c)
+        return f"ConvBN({c}, {out}, {k}, {st}, {groups}, {node.act!r}, {node.preact})"
+    if node.op == "sepconv":
+        return f"SepConv({c}, {_out_expr(node, c)}, {k}, {st}, {node.act!r})"
+    if node.op in ("maxpool", "avgpool"):
+        return f"pool({node.op[:3]!r}, {k}, {st})"
+    if node.op == "se":
+        return f"SqueezeExcite({c}, channels({node.width!r}, {_base(node)}), {node.act!r})"
+    return "nn.Identity()"
+
+
+def _base(node: Node) -> str:
+    return "width" if node.width_of == "out" else "c_in"
+
+
+def _out_expr(node: Node, c: str) -> str:
+    return c if node.width is None else f"channels({node.width!r}, {_base(node)})"
+
+
+def _merge_expr(names: list[str], how: str) -> str:
+    if len(names) == 1:
+        return names[0]
+    if how == "concat":
+        return f"torch.cat([{', '.join(names)}], 1)"
+    return " + ".join(names)
+
+
+def _cell_class(name: str, cell: Cell) -> str:
+    """A readable nn.Module for one distinct cell."""
+    init = [f"class {name}(nn.Module):",
+            f'    """{_describe(cell)}"""',
+            "",
+            "    def __init__(self, c_in: int, width: int, stride: int) -> None:",
+            "        super().__init__()",
+            "        c0 = c_in"]
+    fwd = ["    def forward(self, x0: torch.Tensor) -> torch.Tensor:"]
+    for i, node in enumerate(cell.nodes, start=1):
+        ins = [f"c{n}" for n in node.inputs]
+        c_expr = ins[0] if len(ins) == 1 or node.combine == "add" else " + ".join(ins)
+        c_arg = f"({c_expr})" if "+" in c_expr else c_expr
+        init.append(f"        self.n{i} = {_node_expr(node, c_arg, 'stride')}")
+        init.append(f"        c{i} = {_channels_after(node, c_expr)}")
+        merged = _merge_expr([f"x{n}" for n in node.inputs], node.combine)
+        fwd.append(f"        x{i} = self.n{i}({merged})")
+    outs = [f"c{n}" for n in cell.outputs]
+    c_out = outs[0] if len(outs) == 1 or cell.combine == "add" else " + ".join(outs)
+    init.append(f"        self.shortcut = _shortcut({cell.residual!r}, c_in, {c_out}, stride)")
+    init.append(f"        self.act = activation({cell.act!r})")
+    fwd.append(f"        out = {_merge_expr([f'x{n}' for n in cell.outputs], cell.combine)}")
+    fwd.append("        if self.shortcut is not None:")
+    fwd.append("            out = out + self.shortcut(x0)")
+    fwd.append("        return self.act(out)")
+    return "\n".join(init + [""] + fwd)
+
+
+def _channels_after(node: Node, c_expr: str) -> str:
+    if node.op in ("conv", "sepconv") and node.width is not None and not node.depthwise:
+        return f"channels({node.width!r}, {_base(node)})"
+    return f"({c_expr})" if "+" in c_expr else c_expr
+
+
+def _describe(cell: Cell) -> str:
+    ops_ = ", ".join(f"n{i}={n.op}{'' if n.op in ('identity', 'se') else n.kernel}"
+                     for i, n in enumerate(cell.nodes, start=1))
+    return f"{len(cell.nodes)} nodes ({ops_}); outputs {list(cell.outputs)}; " \
+           f"residual {cell.residual}."
+
+
+_SHORTCUT = '''
+def _shortcut(residual: str, c_in: int, c_out: int, stride: int) -> nn.Module | None:
+    """What carries the cell input to the residual add (the framework's rule)."""
+    same = c_in == c_out and stride == 1
+    if residual == "none" or (residual == "identity" and not same):
+        return None
+    if same:
+        return nn.Identity()
+    if residual == "pad":
+        return PadShortcut(stride, c_out - c_in)
+    return ProjectShortcut(c_in, c_out, stride)
+'''
+
+
+def export_source(g: searchspace.Genotype, found_by: str = "", weights_file: str = "") -> str:
+    """The text of a standalone .py file for ``g``."""
+    plan = layout(g)
+    c = searchspace.cost(g)
+    classes: dict[Cell, str] = {}
+    for cp in plan.cells:
+        classes.setdefault(cp.cell, f"Cell{len(classes)}")
+    stage_lines = []
+    for s, stage in enumerate(plan.stages):
+        cells = ", ".join(_placement(classes, cp) for cp in stage)
+        stage_lines.append(f"            nn.Sequential({cells}),  # stage {s}")
+    st, h = g.stem, g.head
+    header = [
+        f'"""{g.name or "network"}: a standalone PyTorch model exported by nas.',
+        "",
+        f"Multiply-adds: {c.madds:,} ({c.madds / 1e6:.2f}M) at {g.resolution}x{g.resolution}; "
+        f"parameters: {c.params:,}.",
+        f"Found by: {found_by or 'written by hand or by the zoo'}.",
+        f"Genotype key: {g.key()}. Needs only torch.",
+        "",
+        "    model = build_model(" + (f'"{weights_file}"' if weights_file else "") + ")",
+        f"    logits = model(images)  # images: (N, 3, {g.resolution}, {g.resolution}), "
+        "normalised per channel",
+        '"""',
+    ]
+    body = [
+        "from __future__ import annotations",
+        "",
+        "import torch",
+        "from torch import nn",
+        "from torch.nn import functional as F",
+        "",
+        f"RESOLUTION = {g.resolution}",
+        f"NUM_CLASSES = {g.num_classes}",
+        "MEAN = (0.4914, 0.4822, 0.4465)  # CIFAR-10 per-channel mean and std of the inputs",
+        "STD = (0.2470, 0.2435, 0.2616)",
+        "",
+        "",
+        _runtime_source(),
+        "",
+        _SHORTCUT.strip(),
+        "",
+        "",
+        "\n\n\n".join(_cell_class(name, cell) for cell, name in classes.items()),
+        "",
+        "",
+        "class Network(nn.Module):",
+        '    """stem -> stages of cells -> head."""',
+        "",
+        "    def __init__(self) -> None:",
+        "        super().__init__()",
+        f"        self.stem = Stem({g.in_channels}, {st.width}, {st.kernel}, {st.stride}, "
+        f"{st.act!r}, {st.norm})",
+        "        self.stages = nn.ModuleList([",
+        *stage_lines,
+        "        ])",
+        f"        self.head = Head({plan.head_in[0]}, {h.width}, {h.act!r}, {h.preact}, "
+        f"{h.pool!r}, {h.dropout}, NUM_CLASSES)",
+        "",
+        "    def forward(self, x: torch.Tensor) -> torch.Tensor:",
+        "        x = self.stem(x)",
+        "        for stage in self.stages:",
+        "            x = stage(x)",
+        "        return self.head(x)",
+        "",
+        "",
+        "def build_model(weights: str | None = None) -> Network:",
+        '    """The network; with ``weights`` (a state_dict file, or a nas checkpoint) loaded."""',
+        "    model = Network()",
+        "    if weights is not None:",
+        '        state = torch.load(weights, map_location="cpu", weights_only=True)',
+        '        model.load_state_dict(state.get("state_dict", state))',
+        "    return model",
+        "",
+    ]
+    return "\n".join(header + [""] + body)
+
+
+def _placement(classes: dict[Cell, str], cp: CellPlan) -> str:
+    return f"{classes[cp.cell]}({cp.c_in}, {_width(cp)}, {cp.stride})"
+
+
+def _width(cp: CellPlan) -> int:
+    """The stage width that this cell's ratios multiply (recovered from its specs)."""
+    for spec in cp.specs:
+        if spec.node.width_of == "out":
+            return spec.base
+    return cp.c_out
+
+
+def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state_dict from a `nas train -o` checkpoint or a plain state_dict file."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{path}: no such weights file")
+    try:
+        data: Any = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for unreadable files
+        raise UserError(f"{path}: not a readable weights file ({exc.__class__.__name__})") \
+            from None
+    state = data.get("state_dict", data) if isinstance(data, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor)
+                                              for v in state.values()):
+        raise UserError(f"{path}: holds no state_dict")
+    return state
+
+
+def build_with_weights(g: searchspace.Genotype, weights: str | Path | None
+                       ) -> torch.nn.Module:
+    """The framework's model for ``g`` with ``weights`` loaded; UserError on a mismatch."""
+    model = searchspace.build(g)
+    if weights is not None:
+        state = load_weights(weights)
+        result = model.load_state_dict(state, strict=False)
+        problems = list(result.missing_keys) + list(result.unexpected_keys)
+        if problems:
+            raise UserError(f"{weights}: weights do not match the genotype "
+                            f"({len(result.missing_keys)} missing, "
+                            f"{len(result.unexpected_keys)} unexpected keys, e.g. {problems[0]})")
+    return model.eval()
+
+
+def write_export(g: searchspace.Genotype, out: str | Path, fmt: str = "py",
+                 weights: str | Path | None = None, found_by: str = "") -> list[Path]:
+    """Write ``g`` as ``fmt`` to ``out``; returns the files written."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        model = build_with_weights(g, weights)
+    except RuntimeError as exc:  # shape mismatches from load_state_dict
+        first = str(exc).strip().splitlines()[-1].strip()
+        raise UserError(f"{weights}: weights do not match the genotype ({first})") from None
+    if fmt == "py":
+        written = []
+        weights_file = ""
+        if weights is not None:
+            wpath = out.with_suffix(".pt")
+            torch.save(model.state_dict(), wpath)
+            weights_file, written = wpath.name, [wpath]
+        out.write_text(export_source(g, found_by, weights_file))
+        return [out, *written]
+    example = torch.randn(1, g.in_channels, g.resolution, g.resolution)
+    if fmt == "pt2":
+        program = torch.export.export(model, (example,))
+        torch.export.save(program, out)
+        return [out]
+    if fmt == "onnx":
+        try:
+            import onnx  # noqa: F401
+        except ImportError:
+            raise UserError("ONNX export needs the onnx extra: pip install 'nas-cnn[onnx]'") \
+                from None
+        torch.onnx.export(model, (example,), str(out), input_names=["images"],
+                          output_names=["logits"], dynamo=False)
+        _check_onnx(out, model, example)
+        return [out]
+    raise UserError(f"unknown format {fmt!r} (py, pt2 or onnx)")
+
+
+def _check_onnx(path: Path, model: torch.nn.Module, example: torch.Tensor) -> None:
+    try:
+        import onnxruntime
+    except ImportError:
+        return
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"images": example.numpy()})[0]
+    with torch.no_grad():
+        want = model(example).numpy()
+    if abs(got - want).max() > 1e-4:
+        raise UserError(f"{path}: onnxruntime disagrees with PyTorch (max diff "
+                        f"{abs(got - want).max():.2e})")

@@ -1,0 +1,116 @@
+"""`nas scale` and `nas export`: grow a genotype to a budget; write it as a standalone model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import searchspace
+from nas.budget import parse_budget
+from nas.genotypes import resolve_genotype
+from nas.scaling import EFFICIENTNET, best_coefficients, grid_points, scale_to_budget
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add `nas scale` and `nas export` to the CLI."""
+    s = sub.add_parser("scale", help="compound-scale a genotype to fill a budget")
+    s.add_argument("genotype", help="zoo name, YAML file or run folder")
+    s.add_argument("--budget", required=True, help="e.g. 600M-madds, 1.2G-flops, 3M-params")
+    s.add_argument("-o", "--output", help="write the scaled genotype YAML here")
+    s.add_argument("--alpha", type=float, default=EFFICIENTNET[0], help="depth base (1.2)")
+    s.add_argument("--beta", type=float, default=EFFICIENTNET[1], help="width base (1.1)")
+    s.add_argument("--gamma", type=float, default=EFFICIENTNET[2], help="resolution base (1.15)")
+    s.add_argument("--grid", action="store_true",
+                   help="first pick (alpha, beta, gamma) on alpha*beta^2*gamma^2 ~ 2 by the proxy")
+    s.add_argument("--grid-step", type=float, default=0.2, help="grid step of alpha")
+    s.add_argument("--profile", default=None, help="proxy profile for --grid")
+    s.add_argument("--data", help="CIFAR-10 source for --grid")
+    s.add_argument("--json", action="store_true", help="print one JSON line")
+    s.set_defaults(run=_scale)
+
+    e = sub.add_parser("export", help="write a genotype as a standalone PyTorch model")
+    e.add_argument("genotype", help="zoo name, YAML file or run folder (exports its winner)")
+    e.add_argument("-o", "--output", required=True, help="model.py, model.pt2 or model.onnx")
+    e.add_argument("--weights", help="a `nas train -o` checkpoint or a plain state_dict")
+    e.add_argument("--format", choices=("py", "pt2", "onnx"), default=None,
+                   help="default: from the output's suffix, else py")
+    e.set_defaults(run=_export)
+
+
+def _scale(args: argparse.Namespace) -> None:
+    g = resolve_genotype(args.genotype)
+    budget = parse_budget(args.budget)
+    coeffs = (args.alpha, args.beta, args.gamma)
+    if args.grid:
+        coeffs = _grid(g, args)
+    r = scale_to_budget(g, budget.limits, *coeffs)
+    c0, c = searchspace.cost(g), searchspace.cost(r.genotype)
+    if args.output:
+        r.genotype.to_yaml(args.output)
+    print(f"{g.name or 'genotype'}: {c0.madds / 1e6:.1f}M -> {c.madds / 1e6:.1f}M multiply-adds "
+          f"({100 * r.ratio:.1f}% of {budget}), {c0.params:,} -> {c.params:,} parameters; "
+          f"phi {r.phi:.2f} with alpha {r.alpha}, beta {r.beta}, gamma {r.gamma}, "
+          f"{r.fill_steps} fill steps; resolution {r.genotype.resolution}, depths "
+          f"{[s.depth for s in r.genotype.stages]}, widths {[s.width for s in r.genotype.stages]}"
+          + (f"; written to {args.output}" if args.output else ""), file=sys.stderr)
+    if args.json:
+        print(json.dumps({"madds": c.madds, "params": c.params, "ratio": r.ratio, "phi": r.phi,
+                          "alpha": r.alpha, "beta": r.beta, "gamma": r.gamma,
+                          "resolution": r.genotype.resolution, "output": args.output}))
+    elif not args.output:
+        print(r.genotype.to_yaml(), end="")
+
+
+def _grid(g: searchspace.Genotype, args: argparse.Namespace) -> tuple[float, float, float]:
+    from evaluators.proxy import ProxyEvaluator
+    from evaluators.recipe import load_profile
+    from nas.train_cmd import default_profile
+
+    ev = ProxyEvaluator(load_profile(args.profile or default_profile()), data=args.data)
+    points = grid_points(args.grid_step)
+    print(f"grid: {len(points)} points of (alpha, beta, gamma), each trained by "
+          f"{ev.recipe.name}", file=sys.stderr)
+
+    def score(scaled: searchspace.Genotype) -> float:
+        result = ev.evaluate(scaled)
+        acc = result.accuracy if result.status == "ok" else 0.0
+        print(f"  {searchspace.cost(scaled).madds / 1e6:8.1f}M  {100 * acc:5.2f}%",
+              file=sys.stderr)
+        return acc
+
+    best, _ = best_coefficients(g, score, points)
+    print(f"grid: best alpha {best[0]}, beta {best[1]}, gamma {best[2]}", file=sys.stderr)
+    return best
+
+
+def _export(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from nas.export import write_export
+
+    g = resolve_genotype(args.genotype)
+    fmt = args.format or {".pt2": "pt2", ".onnx": "onnx"}.get(Path(args.output).suffix, "py")
+    found_by = _found_by(args.genotype)
+    files = write_export(g, args.output, fmt, args.weights, found_by)
+    c = searchspace.cost(g)
+    print(f"exported {g.name or 'genotype'} ({c.madds / 1e6:.1f}M multiply-adds, "
+          f"{c.params:,} parameters) to {', '.join(map(str, files))}", file=sys.stderr)
+
+
+def _found_by(arg: str) -> str:
+    from pathlib import Path
+
+    summary = Path(arg) / "summary.json"
+    if summary.is_file():
+        try:
+            return json.loads(summary.read_text()).get("found_by", "")
+        except (OSError, ValueError):
+            return ""
+    if arg in searchspace.zoo.names():
+        return f"hand-designed: {searchspace.zoo.SOURCES[arg][0]}"
+    return ""
+
+
