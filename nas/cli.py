@@ -60,8 +60,15 @@ def _register_scale(sub: argparse._SubParsersAction) -> None:
     register(sub)
 
 
-# Commands that live in their own modules register here (train, search, scale, ...).
-_EXTRA: list[Callable[[argparse._SubParsersAction], None]] = [_register_train, _register_scale]
+def _register_search(sub: argparse._SubParsersAction) -> None:
+    from nas.search_cmd import register
+
+    register(sub)
+
+
+# Commands that live in their own modules register here, in the order `nas -h` lists them.
+_EXTRA: list[Callable[[argparse._SubParsersAction], None]] = [
+    _register_search, _register_train, _register_scale]
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:

@@ -1,0 +1,162 @@
+"""What a search leaves in its run folder: trials.csv, genotypes, model.py, plots, report.md."""
+
+from __future__ import annotations
+
+import csv
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from optuna.trial import FrozenTrial
+
+import searchspace
+from nas.export import write_export
+from nas.report_table import human
+from nas.study import counts
+
+__all__ = ["write_outputs", "write_trials_csv", "environment"]
+
+_COLUMNS = ["number", "status", "accuracy", "madds", "params", "seconds", "images_per_s",
+            "key", "reason"]
+
+
+def environment() -> str:
+    """Hardware and library versions, for every report's header."""
+    device = (torch.cuda.get_device_name(0) if torch.cuda.is_available()
+              else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)")
+    return (f"{device}; torch {torch.__version__}, optuna {optuna.__version__}, "
+            f"Python {platform.python_version()}")
+
+
+def write_trials_csv(study: optuna.Study, path: Path) -> list[FrozenTrial]:
+    """One row per trial: status, accuracy, cost, time, reason and the decisions."""
+    trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    names = sorted({k for t in trials for k in t.params})
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(_COLUMNS + names)
+        for t in trials:
+            a = t.user_attrs
+            w.writerow([t.number, a.get("status", t.state.name.lower()), a.get("accuracy", ""),
+                        a.get("madds", ""), a.get("params", ""), _round(a.get("seconds")),
+                        _round(a.get("images_per_s")), a.get("key", ""), a.get("reason", "")]
+                       + [t.params.get(n, "") for n in names])
+    return trials
+
+
+def _round(x: Any) -> Any:
+    return "" if x is None else round(x, 2)
+
+
+def _plots(trials: list[FrozenTrial], best: FrozenTrial, out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scored = [t for t in trials if t.user_attrs.get("status") == "ok"]
+    xs = list(range(1, len(scored) + 1))
+    running, curve = 0.0, []
+    for t in scored:
+        running = max(running, t.values[0])
+        curve.append(100 * running)
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    ax.plot(xs, [100 * t.values[0] for t in scored], "o", color="0.7", ms=4, label="trial")
+    ax.step(xs, curve, where="post", color="C0", lw=2, label="best so far")
+    ax.set_xlabel("evaluated trial")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_title("Search progress")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out / "progress.png", dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    ax.scatter([t.user_attrs["madds"] / 1e6 for t in scored],
+               [100 * t.values[0] for t in scored], s=18, color="C0", alpha=0.7,
+               label="scored trial")
+    ax.scatter([best.user_attrs["madds"] / 1e6], [100 * best.values[0]], s=160, marker="*",
+               color="C3", zorder=3, label=f"winner (trial {best.number})")
+    ax.set_xscale("log")
+    ax.set_xlabel("multiply-adds (millions, log scale)")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_title("Accuracy against cost, every scored trial")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out / "accuracy_madds.png", dpi=120)
+    plt.close(fig)
+    return ["progress.png", "accuracy_madds.png"]
+
+
+def write_outputs(cfg, study: optuna.Study, best: FrozenTrial | None,
+                  scaled: tuple | None) -> dict:
+    """Write the run folder's files; returns the summary printed by --json."""
+    out = Path(cfg.out)
+    trials = write_trials_csv(study, out / "trials.csv")
+    c = counts(study)
+    summary: dict[str, Any] = {"trials": {k: c[k] for k in ("complete", "rejected", "failed")},
+                               "out": str(out)}
+    if best is None:
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        return summary
+    base, final, ratio = scaled
+    base.to_yaml(out / "base.yaml")
+    final.to_yaml(out / "best.yaml")
+    fc = searchspace.cost(final)
+    found_by = (f"{cfg.strategy} search over the {cfg.space} space, {c['complete']} scored "
+                f"trials by {cfg.evaluator} (best {100 * best.values[0]:.2f}% validation "
+                f"accuracy at {best.user_attrs['madds'] / 1e6:.1f}M), "
+                + (f"compound-scaled to {cfg.budget}" if cfg.scale else "not scaled"))
+    write_export(final, out / "model.py", "py", None, found_by)
+    plots = _plots(trials, best, out)
+    summary["best"] = {"genotype": str(out / "best.yaml"), "madds": fc.madds,
+                       "params": fc.params, "val_accuracy": best.values[0],
+                       "base_genotype": str(out / "base.yaml"),
+                       "base_madds": best.user_attrs["madds"], "fill": ratio}
+    summary["found_by"] = found_by
+    summary["seconds"] = round(time.time() - cfg.started, 1)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "report.md").write_text(_report(cfg, best, base, final, ratio, c, plots, summary))
+    return summary
+
+
+def _report(cfg, best: FrozenTrial, base: searchspace.Genotype, final: searchspace.Genotype,
+            ratio: float | None, c: dict[str, int], plots: list[str], summary: dict) -> str:
+    bc, fc = searchspace.cost(base), searchspace.cost(final)
+    mode = " (reduced CPU search)" if cfg.reduced_cpu else ""
+    lines = [
+        f"# Search report: {cfg.budget}{mode}",
+        "",
+        f"- command: `nas search --budget {cfg.budget} --strategy {cfg.strategy} "
+        f"--space {cfg.space} --evaluator {cfg.evaluator} --seed {cfg.seed}`",
+        f"- trials: {c['complete']} scored, {c['rejected']} rejected over budget (never "
+        f"trained), {c['failed']} failed; {cfg.workers} worker(s)",
+        f"- wall time: {summary['seconds'] / 60:.1f} min; {environment()}",
+        f"- date: {time.strftime('%Y-%m-%d %H:%M', time.localtime(cfg.started))}",
+        "",
+        "## Result",
+        "",
+        "| network | resolution | multiply-adds | parameters | validation accuracy |",
+        "|---|---:|---:|---:|---:|",
+        f"| searched base (trial {best.number}) | {base.resolution} | {human(bc.madds)} | "
+        f"{bc.params:,} | {100 * best.values[0]:.2f}% ({cfg.evaluator}) |",
+        f"| final: `best.yaml`, `model.py` | {final.resolution} | {human(fc.madds)} | "
+        f"{fc.params:,} | not trained here: `nas train best.yaml --profile full` |",
+        "",
+        (f"The base was searched under {100 * cfg.base_fraction:.1f}% of the budget and "
+         f"compound-scaled (EfficientNet's alpha 1.2, beta 1.1, gamma 1.15) to "
+         f"{100 * ratio:.1f}% of it." if ratio is not None else
+         "The winner was searched at the full budget and not scaled (--no-scale)."),
+        "",
+        "## Plots",
+        "",
+        *[f"![{p}]({p})" for p in plots],
+        "",
+    ]
+    return "\n".join(lines)

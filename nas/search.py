@@ -1,0 +1,261 @@
+"""The pipeline behind `nas search --budget B`: search a base net, scale it to B, export, report.
+
+A run folder holds everything: ``config.json`` (what was asked, so ``--resume`` continues it),
+the study storage, ``trials.csv``, ``base.yaml`` (the searched winner), ``best.yaml`` (the final
+genotype), ``model.py`` (the standalone export), ``report.md`` with its plots, ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import re
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import searchspace
+from evaluators.proxy import ProxyEvaluator
+from evaluators.recipe import load_profile
+from nas.budget import parse_budget
+from nas.errors import UserError
+from nas.strategies import NAMES
+from nas.study import (
+    JOURNAL,
+    Stop,
+    best_trial,
+    counts,
+    create_study,
+    open_storage,
+    requeue_orphans,
+    run_worker,
+)
+
+__all__ = ["SearchConfig", "defaults", "run_search", "parse_duration"]
+
+STUDY = "search"
+
+
+@dataclass
+class SearchConfig:
+    """Everything a run needs; saved as config.json so a resumed run is the same run."""
+
+    budget: str
+    strategy: str = "evolution"
+    trials: int | None = None
+    time_s: float | None = None  # wall-clock limit of the search phase
+    space: str = "cells"
+    evaluator: str = "proxy-cpu"
+    data: str | None = None
+    out: str = ""
+    storage: str | None = None  # database URL; default: a journal file in the run folder
+    study: str = STUDY
+    workers: int = 1
+    seed: int = 0
+    scale: bool = True
+    base_fraction: float = 0.25  # the base is searched at this fraction of the budget
+    reduced_cpu: bool = False  # the CPU defaults were applied
+    started: float = field(default_factory=time.time)
+
+    def storage_url(self) -> str:
+        return self.storage or str(Path(self.out) / JOURNAL)
+
+    @property
+    def base_limits(self) -> dict[str, float]:
+        """The budget the base network is searched under."""
+        limits = parse_budget(self.budget).limits
+        fraction = self.base_fraction if self.scale else 1.0
+        return {k: v * fraction for k, v in limits.items()}
+
+
+def parse_duration(text: str) -> float:
+    """'45m', '2h', '90s', '1h30m', '600' (seconds) -> seconds."""
+    number = r"(\d+(?:\.\d+)?)"
+    m = re.fullmatch(rf"\s*(?:{number}h)?\s*(?:{number}m)?\s*(?:{number}s?)?\s*", text)
+    if not m or not any(m.groups()):
+        raise UserError(f"cannot read duration {text!r} (e.g. 45m, 2h, 1h30m, 90s)")
+    h, mi, s = (float(g) if g else 0.0 for g in m.groups())
+    return h * 3600 + mi * 60 + s
+
+
+def defaults(cfg: SearchConfig, trials_given: bool, time_given: bool, evaluator_given: bool
+             ) -> SearchConfig:
+    """Sensible defaults: a full proxy search on a GPU, a reduced one (<= 20 min) on a CPU."""
+    if torch.cuda.is_available():
+        if not evaluator_given:
+            cfg.evaluator = "proxy-gpu"
+        if not trials_given and not time_given:
+            cfg.trials = 100
+        return cfg
+    cfg.reduced_cpu = True
+    if not trials_given and not time_given:
+        cfg.trials, cfg.time_s = 14, 14 * 60
+    if cfg.scale:
+        cfg.base_fraction = 1 / 16  # small bases train in under a minute on 2 cores
+    return cfg
+
+
+def _evaluator(cfg: SearchConfig) -> ProxyEvaluator:
+    return ProxyEvaluator(load_profile(cfg.evaluator), data=cfg.data, limits=cfg.base_limits)
+
+
+def _worker(cfg_dict: dict[str, Any], index: int) -> None:
+    """A worker process: its own evaluator and sampler seed, the shared study."""
+    cfg = SearchConfig(**cfg_dict)
+    ev = _evaluator(cfg)
+    space = searchspace.load_space(cfg.space)
+    stop = Stop(cfg.trials, cfg.started + cfg.time_s if cfg.time_s else None)
+    run_worker(open_storage(cfg.storage_url()), cfg.study, space, cfg.strategy,
+               cfg.seed * 1000 + index, lambda g, s, a: ev.evaluate(g, s), cfg.base_limits,
+               stop)
+
+
+def check(cfg: SearchConfig) -> None:
+    """Fail fast, in one line, on anything wrong before any work starts."""
+    parse_budget(cfg.budget)
+    if cfg.strategy not in NAMES:
+        raise UserError(f"unknown strategy {cfg.strategy!r} (known: {', '.join(NAMES)})")
+    searchspace.load_space(cfg.space)
+    load_profile(cfg.evaluator)
+    if cfg.trials is not None and cfg.trials < 1:
+        raise UserError("--trials must be at least 1")
+    if cfg.workers < 1:
+        raise UserError("--workers must be at least 1")
+
+
+def run_search(cfg: SearchConfig, resume: bool = False, progress: bool = True) -> dict:
+    """Search, scale, export and report; returns the summary (also in summary.json)."""
+    from nas.run_folder import write_outputs
+
+    check(cfg)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    storage = open_storage(cfg.storage_url())
+    study = create_study(storage, cfg.study, cfg.strategy)
+    if resume:
+        n = requeue_orphans(study)
+        if n:
+            print(f"resume: {n} unfinished trial(s) queued again", file=sys.stderr)
+    ev = _evaluator(cfg)
+    _ = ev.split  # load or fetch the data once, here, with a clear error if it is missing
+    if cfg.reduced_cpu:
+        limit = f" or {cfg.time_s / 60:.0f} minutes" if cfg.time_s else ""
+        base = f"base networks at 1/{round(1 / cfg.base_fraction)} of the budget, " \
+            if cfg.scale else ""
+        print(f"no GPU: running a reduced CPU search ({cfg.evaluator}, {base}"
+              f"{cfg.trials or 'unlimited'} trials{limit})", file=sys.stderr)
+    monitor = _Monitor(study, cfg, progress)
+    monitor.start()
+    try:
+        _search(cfg, ev, storage)
+    finally:
+        monitor.stop()
+    study = create_study(open_storage(cfg.storage_url()), cfg.study, cfg.strategy)
+    if best_trial(study) is None:
+        c = counts(study)
+        write_outputs(cfg, study, None, None)
+        raise UserError(f"no candidate was scored ({c['rejected']} rejected, {c['failed']} "
+                        f"failed); see {out / 'trials.csv'}", code=1)
+    return write_outputs(cfg, study, best_trial(study), _scaled(cfg, study))
+
+
+def _search(cfg: SearchConfig, ev: ProxyEvaluator, storage) -> None:
+    space = searchspace.load_space(cfg.space)
+    stop = Stop(cfg.trials, cfg.started + cfg.time_s if cfg.time_s else None)
+    if cfg.workers == 1:
+        run_worker(storage, cfg.study, space, cfg.strategy, cfg.seed * 1000,
+                   lambda g, s, a: ev.evaluate(g, s), cfg.base_limits, stop)
+        return
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_worker, args=(asdict(cfg), i), daemon=True)
+             for i in range(cfg.workers)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    bad = [p.exitcode for p in procs if p.exitcode]
+    if bad:
+        print(f"warning: {len(bad)} worker(s) exited with an error; their trials are "
+              "requeued by --resume", file=sys.stderr)
+
+
+def _scaled(cfg: SearchConfig, study) -> tuple[searchspace.Genotype, searchspace.Genotype,
+                                               float | None]:
+    """(base winner, final genotype, fill ratio)."""
+    from nas.scaling import scale_to_budget
+
+    base = searchspace.Genotype.from_yaml(best_trial(study).user_attrs["genotype"])
+    base = base.replace(name="searched-base")
+    if not cfg.scale:
+        return base, base.replace(name="searched"), None
+    r = scale_to_budget(base, parse_budget(cfg.budget).limits)
+    return base, r.genotype.replace(name="searched-scaled"), r.ratio
+
+
+class _Monitor:
+    """A live line: trials done, best accuracy and its cost, current candidate, counts."""
+
+    def __init__(self, study, cfg: SearchConfig, enabled: bool) -> None:
+        self.study, self.cfg, self.enabled = study, cfg, enabled
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._bar = None
+        self._tty = sys.stderr.isatty()
+        self._last = ""
+
+    def start(self) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        total = self.cfg.trials
+        if self._tty:
+            self._bar = tqdm(total=total, desc=f"{self.cfg.strategy} search", unit="trial",
+                             file=sys.stderr, dynamic_ncols=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(2.0):
+            self._update()
+
+    def _update(self) -> None:
+        try:
+            trials = self.study.get_trials(deepcopy=False)
+        except Exception:  # the storage is being written by a worker; try next tick
+            return
+        c = counts(self.study)
+        best = best_trial(self.study)
+        running = [t for t in trials if t.user_attrs.get("status") == "training"]
+        post = {"best": "-" if best is None else
+                f"{100 * best.values[0]:.1f}% @ {best.user_attrs['madds'] / 1e6:.0f}M",
+                "now": f"{running[-1].user_attrs['madds'] / 1e6:.0f}M" if running else "-",
+                "rejected": c["rejected"], "failed": c["failed"]}
+        if self.cfg.time_s:
+            left = max(0, self.cfg.started + self.cfg.time_s - time.time())
+            post["left"] = f"{left / 60:.0f}m"
+        done = c["complete"] + c["failed"]
+        if self._bar is None:  # not a terminal: one plain line whenever something changes
+            line = (f"trial {done}/{self.cfg.trials or '-'}  " +
+                    "  ".join(f"{k} {v}" for k, v in post.items() if k not in ("now", "left")))
+            if line != self._last:
+                print(line, file=sys.stderr, flush=True)
+                self._last = line
+            return
+        self._bar.n = done
+        self._bar.set_postfix(post, refresh=False)
+        self._bar.refresh()
+
+    def stop(self) -> None:
+        if not self.enabled:
+            return
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._update()
+        if self._bar is not None:
+            self._bar.close()

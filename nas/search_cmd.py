@@ -1,0 +1,86 @@
+"""`nas search`: the product's main command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import fields
+from pathlib import Path
+
+from nas.errors import UserError
+from nas.search import SearchConfig, defaults, parse_duration, run_search
+from nas.strategies import NAMES
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add `nas search` to the CLI."""
+    s = sub.add_parser("search", help="find a network that fits a budget",
+                       description="Search a base network, compound-scale it to the budget, "
+                                   "export it and write a report in the run folder.")
+    s.add_argument("--budget", help="e.g. 600M-madds, 1.2G-flops, 3M-params, "
+                                    "600M-madds,5M-params")
+    s.add_argument("--strategy", default="evolution", help=f"one of {', '.join(NAMES)} "
+                                                           "(default: evolution)")
+    s.add_argument("--trials", type=int, help="scored trials (default: 100 on a GPU, 14 on CPU)")
+    s.add_argument("--time", help="wall-clock limit of the search, e.g. 45m or 2h")
+    s.add_argument("--space", default="cells", help="a space name or YAML path (default: cells)")
+    s.add_argument("--evaluator", help="a profile name or YAML path (default: proxy-gpu on a "
+                                       "GPU, proxy-cpu otherwise)")
+    s.add_argument("--data", help="CIFAR-10 source (default: $NAS_DATA, the cache, a download)")
+    s.add_argument("--out", help="the run folder (default: runs/<date>-<strategy>)")
+    s.add_argument("--storage", help="a database URL shared by workers on several machines, "
+                                     "e.g. postgresql://user@host/db")
+    s.add_argument("--study", default="search", help="study name inside the storage")
+    s.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--no-scale", action="store_true",
+                   help="search at the full budget and do not scale the winner")
+    s.add_argument("--resume", metavar="DIR", help="continue the run in DIR")
+    s.add_argument("--json", action="store_true", help="print one final JSON line")
+    s.set_defaults(run=_run)
+
+
+def _config(args: argparse.Namespace) -> tuple[SearchConfig, bool]:
+    if args.resume:
+        path = Path(args.resume) / "config.json"
+        if not path.is_file():
+            raise UserError(f"{args.resume}: not a run folder (no config.json)")
+        known = {f.name for f in fields(SearchConfig)}
+        data = {k: v for k, v in json.loads(path.read_text()).items() if k in known}
+        cfg = SearchConfig(**data)
+        cfg.out, cfg.started = args.resume, time.time()
+        if args.trials:
+            cfg.trials = args.trials
+        if args.time:
+            cfg.time_s = parse_duration(args.time)
+        return cfg, True
+    if not args.budget:
+        raise UserError("--budget is required (e.g. --budget 600M-madds)")
+    out = args.out or f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{args.strategy}"
+    if Path(out).joinpath("config.json").exists():
+        raise UserError(f"{out} already holds a run; use --resume {out} or another --out")
+    cfg = SearchConfig(budget=args.budget, strategy=args.strategy, trials=args.trials,
+                       time_s=parse_duration(args.time) if args.time else None,
+                       space=args.space, evaluator=args.evaluator or "proxy-cpu",
+                       data=args.data, out=out, storage=args.storage, study=args.study,
+                       workers=args.workers, seed=args.seed, scale=not args.no_scale)
+    return defaults(cfg, args.trials is not None, args.time is not None,
+                    args.evaluator is not None), False
+
+
+def _run(args: argparse.Namespace) -> None:
+    cfg, resume = _config(args)
+    summary = run_search(cfg, resume=resume, progress=True)
+    best = summary["best"]
+    out = Path(cfg.out)
+    print(f"\nbest: {100 * best['val_accuracy']:.2f}% validation accuracy for the base "
+          f"({best['base_madds'] / 1e6:.1f}M multiply-adds); final network "
+          f"{best['madds'] / 1e6:.1f}M multiply-adds, {best['params']:,} parameters\n"
+          f"wrote {out / 'best.yaml'}, {out / 'model.py'}, {out / 'report.md'}, "
+          f"{out / 'trials.csv'}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({k: summary[k] for k in ("best", "trials", "out")}))
