@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["DataError", "Split", "load_search", "load_final", "cache_dir", "resolve_source",
-           "CLASSES", "MEAN", "STD"]
+           "fingerprint", "CLASSES", "MEAN", "STD"]
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
            "truck")
@@ -144,6 +144,11 @@ def _md5(path: Path) -> str:
 
 
 # --- the cache ------------------------------------------------------------------------------
+
+
+def fingerprint(data: str | Path | None) -> str:
+    """A short checksum of the data source that ``data`` resolves to (for result caches)."""
+    return _fingerprint(resolve_source(data))
 
 
 def _fingerprint(path: Path) -> str:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from nas.errors import UserError
 
@@ -43,32 +44,14 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("zoo", help="the hand-designed networks and their costs")
     s.set_defaults(run=_cmd_zoo)
 
-    for register in _EXTRA:
-        register(sub)
+    for module in _COMMAND_MODULES:
+        importlib.import_module(module).register(sub)
     return p
 
 
-def _register_train(sub: argparse._SubParsersAction) -> None:
-    from nas.train_cmd import register
-
-    register(sub)
-
-
-def _register_scale(sub: argparse._SubParsersAction) -> None:
-    from nas.scale_cmd import register
-
-    register(sub)
-
-
-def _register_search(sub: argparse._SubParsersAction) -> None:
-    from nas.search_cmd import register
-
-    register(sub)
-
-
-# Commands that live in their own modules register here, in the order `nas -h` lists them.
-_EXTRA: list[Callable[[argparse._SubParsersAction], None]] = [
-    _register_search, _register_train, _register_scale]
+# Commands that live in their own modules (each has register(sub)), in the order `nas -h`
+# lists them; imported only when the parser is built, so `nas zoo` stays light.
+_COMMAND_MODULES = ("nas.search_cmd", "nas.train_cmd", "nas.scale_cmd", "nas.compare_cmd")
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:

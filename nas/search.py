@@ -60,6 +60,7 @@ class SearchConfig:
     scale: bool = True
     base_fraction: float = 0.25  # the base is searched at this fraction of the budget
     reduced_cpu: bool = False  # the CPU defaults were applied
+    baselines: list[str] | None = None  # compared with the winner at the proxy level
     started: float = field(default_factory=time.time)
 
     def storage_url(self) -> str:
@@ -91,10 +92,16 @@ def defaults(cfg: SearchConfig, trials_given: bool, time_given: bool, evaluator_
             cfg.evaluator = "proxy-gpu"
         if not trials_given and not time_given:
             cfg.trials = 100
+        if cfg.baselines is None:
+            from nas.compare import DEFAULT_BASELINES
+
+            cfg.baselines = list(DEFAULT_BASELINES)
         return cfg
     cfg.reduced_cpu = True
     if not trials_given and not time_given:
-        cfg.trials, cfg.time_s = 14, 14 * 60
+        cfg.trials, cfg.time_s = 14, 13 * 60
+    if cfg.baselines is None:
+        cfg.baselines = ["resnet20", "mobilenetv2"]  # two more proxy runs, about 2 minutes
     if cfg.scale:
         cfg.base_fraction = 1 / 16  # small bases train in under a minute on 2 cores
     return cfg
@@ -162,7 +169,44 @@ def run_search(cfg: SearchConfig, resume: bool = False, progress: bool = True) -
         write_outputs(cfg, study, None, None)
         raise UserError(f"no candidate was scored ({c['rejected']} rejected, {c['failed']} "
                         f"failed); see {out / 'trials.csv'}", code=1)
-    return write_outputs(cfg, study, best_trial(study), _scaled(cfg, study))
+    summary = write_outputs(cfg, study, best_trial(study), _scaled(cfg, study))
+    if cfg.baselines:
+        _proxy_comparison(cfg, ev, summary)
+    return summary
+
+
+def _proxy_comparison(cfg: SearchConfig, ev: ProxyEvaluator, summary: dict) -> None:
+    """The winner against the baselines scaled to its budget, by the same proxy recipe."""
+    from nas.compare import compare, entries_for, log_stderr, write_report
+    from nas.run_folder import environment
+
+    base = searchspace.Genotype.from_yaml(Path(summary["best"]["base_genotype"]))
+    limits = cfg.base_limits
+    fits = [b for b in cfg.baselines
+            if all(getattr(searchspace.cost(searchspace.zoo.get(b)), k) <= v
+                   for k, v in limits.items())]
+    entries = entries_for([("searched base", base)], fits, None)
+    entries += [e for e in entries_for([], [b for b in cfg.baselines if b not in fits], limits,
+                                       "base budget") if e.name.endswith("@base budget")]
+    folder = Path(cfg.out) / "compare"
+    log_stderr(f"comparing the winner with {len(entries) - 1} baseline(s) at the base budget "
+               f"by {ev.recipe.name}")
+    rows = compare(entries, ev, 1, folder, log=log_stderr)
+    write_report(rows, ev.recipe, cfg.data, 1, 0.0, folder, environment(),
+                 f"(part of nas search --budget {cfg.budget})")
+    lines = ["## Against hand-designed networks at the same cost (proxy level)", "",
+             f"Each baseline compound-scaled to the base budget (or as is, when it fits), "
+             f"trained by `{ev.recipe.name}` like every trial; one seed. Full table: "
+             "[compare/report.md](compare/report.md).", "",
+             "| network | multiply-adds | parameters | validation acc (%) |",
+             "|---|---:|---:|---:|"]
+    for r in rows:
+        name = f"**{r.name}**" if r.discovered else r.name
+        lines.append(f"| {name} | {r.madds / 1e6:.1f}M | {r.params:,} | "
+                     f"{100 * r.accuracy:.2f} |")
+    lines += ["", "![pareto](compare/pareto.png)", ""]
+    report = Path(cfg.out) / "report.md"
+    report.write_text(report.read_text() + "\n".join(lines))
 
 
 def _search(cfg: SearchConfig, ev: ProxyEvaluator, storage) -> None:

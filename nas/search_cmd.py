@@ -39,6 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--no-scale", action="store_true",
                    help="search at the full budget and do not scale the winner")
+    s.add_argument("--baselines", default=None,
+                   help="zoo nets compared with the winner at the proxy level, comma-separated "
+                        "('' for none; default: resnet20,mobilenetv2 on CPU, all on a GPU)")
     s.add_argument("--resume", metavar="DIR", help="continue the run in DIR")
     s.add_argument("--json", action="store_true", help="print one final JSON line")
     s.set_defaults(run=_run)
@@ -67,9 +70,22 @@ def _config(args: argparse.Namespace) -> tuple[SearchConfig, bool]:
                        time_s=parse_duration(args.time) if args.time else None,
                        space=args.space, evaluator=args.evaluator or "proxy-cpu",
                        data=args.data, out=out, storage=args.storage, study=args.study,
-                       workers=args.workers, seed=args.seed, scale=not args.no_scale)
+                       workers=args.workers, seed=args.seed, scale=not args.no_scale,
+                       baselines=_baselines(args.baselines))
     return defaults(cfg, args.trials is not None, args.time is not None,
                     args.evaluator is not None), False
+
+
+def _baselines(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    import searchspace
+
+    names = [b.strip() for b in text.split(",") if b.strip()]
+    for b in names:
+        if b not in searchspace.zoo.names():
+            raise UserError(f"unknown baseline {b!r} (zoo: {', '.join(searchspace.zoo.names())})")
+    return names
 
 
 def _run(args: argparse.Namespace) -> None:

@@ -52,3 +52,14 @@ class SyntheticObjective:
         """An Evaluation as the proxy would return it."""
         c = searchspace.cost(g)
         return Evaluation("ok", c.madds, c.params, self.value(assignment, seed), "val")
+
+
+def run_synthetic(storage_url: str, study: str, strategy: str, seed: int, trials: int,
+                  limits: dict[str, float], objective_seed: int = 0) -> int:
+    """One worker of a search on the synthetic objective (importable by spawned processes)."""
+    from nas.study import Stop, open_storage, run_worker
+
+    space = searchspace.load_space("cells")
+    objective = SyntheticObjective(space, seed=objective_seed)
+    return run_worker(open_storage(storage_url), study, space, strategy, seed,
+                      lambda g, s, a: objective.evaluate(g, s, a), limits, Stop(trials=trials))

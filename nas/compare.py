@@ -1,0 +1,251 @@
+"""Discovered versus hand-designed, trained the same way: table, Pareto plots, report.
+
+Every network is trained by one recipe on the same data, split and seeds. Each (genotype key,
+profile, seed, data) result is cached in the output folder, so a rerun retrains nothing and
+an interrupted comparison resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import searchspace
+from evaluators.data import fingerprint
+from evaluators.proxy import ProxyEvaluator
+from evaluators.recipe import Recipe
+from nas.report_table import human
+
+__all__ = ["Entry", "Row", "compare", "pareto", "DEFAULT_BASELINES", "write_report"]
+
+DEFAULT_BASELINES = ("resnet20", "resnet56", "resnet110", "mobilenetv2", "densenet100", "vgg16",
+                     "inception", "efficientnet_b0")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A network to compare."""
+
+    name: str
+    genotype: searchspace.Genotype
+    discovered: bool  # found by a search (highlighted), or hand-designed
+
+
+@dataclass
+class Row:
+    """One network's measurements, over seeds."""
+
+    name: str
+    discovered: bool
+    madds: int
+    params: int
+    resolution: int
+    accuracy: float  # mean over seeds
+    accuracy_std: float
+    seeds: int
+    seconds: float  # mean training time
+    latency_ms: dict[str, float]  # "cpu_b1", "cpu_b256", and "cuda_b1", "cuda_b256"
+    pareto: bool = False
+    key: str = ""
+
+
+def _cache_path(folder: Path, g: searchspace.Genotype, recipe: Recipe, seed: int,
+                data_key: str) -> Path:
+    return folder / "cache" / f"{g.key()}-{recipe.name}-s{seed}-{data_key}.json"
+
+
+def _train_cached(ev: ProxyEvaluator, g: searchspace.Genotype, seed: int, folder: Path,
+                  data_key: str) -> dict[str, Any]:
+    path = _cache_path(folder, g, ev.recipe, seed, data_key)
+    if path.is_file():
+        return json.loads(path.read_text())
+    result = ev.train(g, seed)
+    record = {"accuracy": result.accuracy, "seconds": result.seconds,
+              "images_per_s": result.images_per_s, "device": result.device,
+              "split": ev.recipe.split}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+    return record
+
+
+@torch.no_grad()
+def latency(g: searchspace.Genotype, device: str, batch: int) -> float:
+    """Median milliseconds of one forward pass at ``batch`` (eval mode, channels_last)."""
+    model = searchspace.build(g).eval().to(device, memory_format=torch.channels_last)
+    x = torch.randn(batch, 3, g.resolution, g.resolution, device=device).contiguous(
+        memory_format=torch.channels_last)
+    cuda = device == "cuda"
+    reps = 20 if cuda or batch == 1 else 3
+    times = []
+    for i in range(reps + 2):
+        if cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+            model(x)
+        if cuda:
+            torch.cuda.synchronize()
+        if i >= 2:  # warm-up first
+            times.append(1e3 * (time.perf_counter() - start))
+    return statistics.median(times)
+
+
+def _latencies(g: searchspace.Genotype, folder: Path) -> dict[str, float]:
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    path = folder / "cache" / f"{g.key()}-latency-{'-'.join(devices)}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    out = {f"{d}_b{b}": round(latency(g, d, b), 3) for d in devices for b in (1, 256)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out))
+    return out
+
+
+def pareto(rows: list[Row]) -> None:
+    """Mark rows no other row beats on both accuracy (higher) and multiply-adds (lower)."""
+    for r in rows:
+        r.pareto = not any(o is not r and o.accuracy >= r.accuracy and o.madds <= r.madds and
+                           (o.accuracy > r.accuracy or o.madds < r.madds) for o in rows)
+
+
+def compare(entries: list[Entry], ev: ProxyEvaluator, seeds: int, folder: Path,
+            log=print) -> list[Row]:
+    """Train every entry ``seeds`` times (cached) and measure it; rows sorted by cost."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data_key = fingerprint(ev.data)
+    rows = []
+    total = len(entries) * seeds
+    done = 0
+    for e in entries:
+        records = []
+        for seed in range(seeds):
+            cached = _cache_path(folder, e.genotype, ev.recipe, seed, data_key).is_file()
+            start = time.perf_counter()
+            records.append(_train_cached(ev, e.genotype, seed, folder, data_key))
+            done += 1
+            note = "cached" if cached else f"{time.perf_counter() - start:.0f}s"
+            log(f"[{done}/{total}] {e.name} seed {seed}: "
+                f"{100 * records[-1]['accuracy']:.2f}% ({note})")
+        c = searchspace.cost(e.genotype)
+        accs = [r["accuracy"] for r in records]
+        rows.append(Row(e.name, e.discovered, c.madds, c.params, e.genotype.resolution,
+                        statistics.mean(accs), statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                        seeds, statistics.mean(r["seconds"] for r in records),
+                        _latencies(e.genotype, folder), key=e.genotype.key()))
+    rows.sort(key=lambda r: r.madds)
+    pareto(rows)
+    return rows
+
+
+def _plot(rows: list[Row], x: str, path: Path, xlabel: str, ylabel: str, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for discovered, color, marker, label in ((False, "0.45", "o", "hand-designed"),
+                                             (True, "C3", "*", "discovered")):
+        pts = [r for r in rows if r.discovered == discovered]
+        if pts:
+            ax.errorbar([getattr(r, x) for r in pts], [100 * r.accuracy for r in pts],
+                        yerr=[100 * r.accuracy_std for r in pts], fmt=marker, color=color,
+                        ms=13 if discovered else 7, capsize=3, label=label, zorder=3)
+    front = sorted((r for r in rows if r.pareto), key=lambda r: getattr(r, x))
+    if x == "madds" and len(front) > 1:
+        ax.step([r.madds for r in front], [100 * r.accuracy for r in front], where="post",
+                color="C0", lw=1.2, alpha=0.8, label="Pareto front", zorder=2)
+    for r in rows:
+        ax.annotate(r.name, (getattr(r, x), 100 * r.accuracy), textcoords="offset points",
+                    xytext=(6, 4), fontsize=8, color="C3" if r.discovered else "0.2")
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.margins(x=0.15, y=0.12)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def write_report(rows: list[Row], recipe: Recipe, data: str | None, seeds: int,
+                 wall: float, folder: Path, environment: str, command: str) -> dict:
+    """report.md, pareto.png, params.png and results.json in ``folder``."""
+    metric = "test" if recipe.split == "final" else "validation"
+    ylabel = f"{metric} accuracy (%)"
+    kind = "final" if recipe.split == "final" else "search-proxy"
+    _plot(rows, "madds", folder / "pareto.png", "multiply-adds (log scale)", ylabel,
+          f"Accuracy against multiply-adds ({recipe.name}, {kind} recipe)")
+    _plot(rows, "params", folder / "params.png", "parameters (log scale)", ylabel,
+          f"Accuracy against parameters ({recipe.name}, {kind} recipe)")
+    results = {"recipe": asdict(recipe), "data": data, "seeds": seeds, "wall_s": round(wall, 1),
+               "environment": environment, "rows": [asdict(r) for r in rows]}
+    (folder / "results.json").write_text(json.dumps(results, indent=2))
+    lat = sorted({k for r in rows for k in r.latency_ms})
+    head = ("| | network | multiply-adds | parameters | res | " + f"{metric} acc (%) | " +
+            "train s | " + " | ".join(f"{k} ms" for k in lat) + " |")
+    lines = [
+        f"# Discovered versus hand-designed ({recipe.name})",
+        "",
+        f"- command: `{command}`",
+        f"- recipe: `{recipe.name}` ({kind}: {recipe.epochs:g} epochs"
+        + (f" over {recipe.train_subset:,} images" if recipe.train_subset else "")
+        + f", batch {recipe.batch_size}, lr {recipe.lr}); accuracy on the {metric} images"
+        + ("" if recipe.split == "final" else
+           " - a short proxy run, not a final accuracy: rankings, not absolute numbers"),
+        f"- data: {data or 'CIFAR-10 (default source)'}; seeds: {seeds} "
+        "(mean +- standard deviation)",
+        f"- hardware and versions: {environment}",
+        f"- wall time: {wall / 60:.1f} min (cached results cost nothing)",
+        "",
+        "Rows sorted by multiply-adds; **P** marks the Pareto-optimal rows (no other row is "
+        "both cheaper and more accurate); discovered networks are in bold.",
+        "",
+        head,
+        "|" + "---|" * (6 + len(lat)) + "---|",
+    ]
+    for r in rows:
+        name = f"**{r.name}**" if r.discovered else r.name
+        lines.append(
+            f"| {'P' if r.pareto else ''} | {name} | {human(r.madds)} | {r.params:,} | "
+            f"{r.resolution} | {100 * r.accuracy:.2f} +- {100 * r.accuracy_std:.2f} | "
+            f"{r.seconds:.1f} | " + " | ".join(f"{r.latency_ms.get(k, 0):.2f}" for k in lat)
+            + " |")
+    lines += ["", "![accuracy against multiply-adds](pareto.png)", "",
+              "![accuracy against parameters](params.png)", ""]
+    (folder / "report.md").write_text("\n".join(lines))
+    return results
+
+
+def entries_for(found: list[tuple[str, searchspace.Genotype]], baselines: list[str],
+                budget: dict[str, float] | None, budget_text: str = "") -> list[Entry]:
+    """The found networks, the baselines, and (with a budget) the baselines scaled to it."""
+    from nas.scaling import scale_to_budget
+
+    out = [Entry(name, g, True) for name, g in found]
+    for name in baselines:
+        g = searchspace.zoo.get(name)
+        out.append(Entry(name, g, False))
+        if budget:
+            scaled = scale_to_budget(g, budget).genotype
+            out.append(Entry(f"{name}@{budget_text}", scaled, False))
+    seen, unique = set(), []
+    for e in out:  # the same architecture twice is trained once
+        if e.genotype.key() not in seen:
+            seen.add(e.genotype.key())
+            unique.append(e)
+    return unique
+
+
+def log_stderr(line: str) -> None:
+    """Progress lines go to stderr so --json stays one clean line on stdout."""
+    print(line, file=sys.stderr, flush=True)

@@ -1,0 +1,80 @@
+"""`nas compare`: discovered versus hand-designed networks, trained the same way."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import searchspace
+from evaluators.proxy import ProxyEvaluator
+from evaluators.recipe import load_profile
+from nas.budget import parse_budget
+from nas.compare import DEFAULT_BASELINES, compare, entries_for, log_stderr, write_report
+from nas.errors import UserError
+from nas.genotypes import resolve_genotype
+from nas.run_folder import environment
+from nas.train_cmd import default_profile
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add `nas compare` to the CLI."""
+    s = sub.add_parser("compare", help="train found and hand-designed nets the same way and "
+                                       "compare them")
+    s.add_argument("genotypes", nargs="*", help="found networks: YAML files or run folders "
+                                                "(zoo names count as found too)")
+    s.add_argument("--baselines", default=",".join(DEFAULT_BASELINES),
+                   help="zoo names, comma-separated ('' for none)")
+    s.add_argument("--profile", default=None, help="training recipe (default: proxy-gpu on a "
+                                                   "GPU, else proxy-cpu)")
+    s.add_argument("--seeds", type=int, default=1, help="trainings per network")
+    s.add_argument("--budget", help="also compare every baseline compound-scaled to this")
+    s.add_argument("--data", help="CIFAR-10 source")
+    s.add_argument("-o", "--output", default="compare", help="output folder (default: compare)")
+    s.add_argument("--json", action="store_true", help="print one final JSON line")
+    s.set_defaults(run=_run)
+
+
+def _run(args: argparse.Namespace) -> None:
+    start = time.time()
+    found = []
+    for arg in args.genotypes:
+        g = resolve_genotype(arg)
+        name = g.name or Path(arg).stem
+        if Path(arg).is_dir():
+            name = Path(arg).name
+        found.append((name, g))
+    baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
+    unknown = [b for b in baselines if b not in searchspace.zoo.names()]
+    if unknown:
+        raise UserError(f"unknown baseline {unknown[0]!r} "
+                        f"(zoo: {', '.join(searchspace.zoo.names())})")
+    if not found and not baselines:
+        raise UserError("nothing to compare: name a genotype or some --baselines")
+    if args.seeds < 1:
+        raise UserError("--seeds must be at least 1")
+    budget = parse_budget(args.budget) if args.budget else None
+    recipe = load_profile(args.profile or default_profile())
+    ev = ProxyEvaluator(recipe, data=args.data)
+    entries = entries_for(found, baselines, budget.limits if budget else None,
+                          args.budget or "")
+    log_stderr(f"comparing {len(entries)} networks x {args.seeds} seed(s) by {recipe.name} "
+               f"on {ev.device}; results cached in {args.output}/cache")
+    _ = ev.split
+    rows = compare(entries, ev, args.seeds, Path(args.output), log=log_stderr)
+    command = "nas compare " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+    write_report(rows, recipe, args.data, args.seeds, time.time() - start, Path(args.output),
+                 environment(), command)
+    best = max(rows, key=lambda r: r.accuracy)
+    log_stderr(f"wrote {args.output}/report.md, pareto.png, params.png, results.json; "
+               f"most accurate: {best.name} ({100 * best.accuracy:.2f}%)")
+    if args.json:
+        keep = ("name", "madds", "params", "accuracy", "accuracy_std", "seconds", "latency_ms",
+                "pareto", "discovered", "resolution")
+        print(json.dumps({"rows": [{k: asdict(r)[k] for k in keep} for r in rows]}))
