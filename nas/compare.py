@@ -21,7 +21,7 @@ import searchspace
 from evaluators.data import fingerprint
 from evaluators.proxy import ProxyEvaluator
 from evaluators.recipe import Recipe
-from nas.report_table import human
+from nas.report_table import human, plain_log_axis
 
 __all__ = ["Entry", "Row", "compare", "pareto", "DEFAULT_BASELINES", "write_report"]
 
@@ -150,22 +150,24 @@ def _plot(rows: list[Row], x: str, path: Path, xlabel: str, ylabel: str, title: 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    scale = 1e6  # plot millions
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     for discovered, color, marker, label in ((False, "0.45", "o", "hand-designed"),
                                              (True, "C3", "*", "discovered")):
         pts = [r for r in rows if r.discovered == discovered]
         if pts:
-            ax.errorbar([getattr(r, x) for r in pts], [100 * r.accuracy for r in pts],
+            ax.errorbar([getattr(r, x) / scale for r in pts], [100 * r.accuracy for r in pts],
                         yerr=[100 * r.accuracy_std for r in pts], fmt=marker, color=color,
                         ms=13 if discovered else 7, capsize=3, label=label, zorder=3)
     front = sorted((r for r in rows if r.pareto), key=lambda r: getattr(r, x))
     if x == "madds" and len(front) > 1:
-        ax.step([r.madds for r in front], [100 * r.accuracy for r in front], where="post",
+        ax.step([r.madds / scale for r in front], [100 * r.accuracy for r in front], where="post",
                 color="C0", lw=1.2, alpha=0.8, label="Pareto front", zorder=2)
     for r in rows:
-        ax.annotate(r.name, (getattr(r, x), 100 * r.accuracy), textcoords="offset points",
+        ax.annotate(r.name, (getattr(r, x) / scale, 100 * r.accuracy), textcoords="offset points",
                     xytext=(6, 4), fontsize=8, color="C3" if r.discovered else "0.2")
     ax.set_xscale("log")
+    plain_log_axis(ax.xaxis)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -183,9 +185,9 @@ def write_report(rows: list[Row], recipe: Recipe, data: str | None, seeds: int,
     metric = "test" if recipe.split == "final" else "validation"
     ylabel = f"{metric} accuracy (%)"
     kind = "final" if recipe.split == "final" else "search-proxy"
-    _plot(rows, "madds", folder / "pareto.png", "multiply-adds (log scale)", ylabel,
+    _plot(rows, "madds", folder / "pareto.png", "multiply-adds (millions, log scale)", ylabel,
           f"Accuracy against multiply-adds ({recipe.name}, {kind} recipe)")
-    _plot(rows, "params", folder / "params.png", "parameters (log scale)", ylabel,
+    _plot(rows, "params", folder / "params.png", "parameters (millions, log scale)", ylabel,
           f"Accuracy against parameters ({recipe.name}, {kind} recipe)")
     results = {"recipe": asdict(recipe), "data": data, "seeds": seeds, "wall_s": round(wall, 1),
                "environment": environment, "rows": [asdict(r) for r in rows]}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["table", "human"]
+__all__ = ["table", "human", "plain_log_axis"]
 
 
 def human(n: float, unit: str = "") -> str:
@@ -27,3 +27,13 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]], right: set[in
 
     rule = "-" * len(line(cells[0]))
     return "\n".join([line(cells[0]), rule] + [line(r) for r in cells[1:]])
+
+
+def plain_log_axis(axis) -> None:
+    """Log-scale tick labels as plain numbers (40, 100, 300), not 1.2x10^2."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    fmt = FuncFormatter(lambda v, _: f"{v:g}")
+    axis.set_major_formatter(fmt)
+    axis.set_minor_locator(LogLocator(subs=(2, 3, 5)))
+    axis.set_minor_formatter(fmt)

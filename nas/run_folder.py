@@ -15,7 +15,7 @@ from optuna.trial import FrozenTrial
 
 import searchspace
 from nas.export import write_export
-from nas.report_table import human
+from nas.report_table import human, plain_log_axis
 from nas.study import counts
 
 __all__ = ["write_outputs", "write_trials_csv", "environment"]
@@ -83,11 +83,12 @@ def _plots(trials: list[FrozenTrial], best: FrozenTrial, out: Path) -> list[str]
     ax.scatter([best.user_attrs["madds"] / 1e6], [100 * best.values[0]], s=160, marker="*",
                color="C3", zorder=3, label=f"winner (trial {best.number})")
     ax.set_xscale("log")
+    plain_log_axis(ax.xaxis)
     ax.set_xlabel("multiply-adds (millions, log scale)")
     ax.set_ylabel("validation accuracy (%)")
     ax.set_title("Accuracy against cost, every scored trial")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(loc="lower right")
+    ax.legend(loc="best")
     fig.tight_layout()
     fig.savefig(out / "accuracy_madds.png", dpi=120)
     plt.close(fig)

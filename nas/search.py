@@ -115,6 +115,9 @@ def _worker(cfg_dict: dict[str, Any], index: int) -> None:
     """A worker process: its own evaluator and sampler seed, the shared study."""
     cfg = SearchConfig(**cfg_dict)
     ev = _evaluator(cfg)
+    gpus = torch.cuda.device_count()
+    if gpus > 1 and ev.device.type == "cuda":  # one GPU per worker; on one GPU they share it
+        ev.device = torch.device(f"cuda:{index % gpus}")
     space = searchspace.load_space(cfg.space)
     stop = Stop(cfg.trials, cfg.started + cfg.time_s if cfg.time_s else None)
     run_worker(open_storage(cfg.storage_url()), cfg.study, space, cfg.strategy,
