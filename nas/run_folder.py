@@ -138,7 +138,7 @@ def _report(cfg, best: FrozenTrial, base: searchspace.Genotype, final: searchspa
         f"--space {cfg.space} --evaluator {cfg.evaluator} --seed {cfg.seed}`",
         f"- trials: {c['complete']} scored, {c['rejected']} rejected over budget (never "
         f"trained), {c['failed']} failed; {cfg.workers} worker(s)",
-        f"- wall time: {summary['seconds'] / 60:.1f} min; {environment()}",
+        f"- search wall time: {summary['seconds'] / 60:.1f} min; {environment()}",
         f"- date: {time.strftime('%Y-%m-%d %H:%M', time.localtime(cfg.started))}",
         "",
         "## Result",
@@ -158,6 +158,7 @@ def _report(cfg, best: FrozenTrial, base: searchspace.Genotype, final: searchspa
         "## Plots",
         "",
         *[f"![{p}]({p})" for p in plots],
+        "",
         "",
     ]
     return "\n".join(lines)
