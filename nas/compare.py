@@ -199,7 +199,7 @@ def write_report(rows: list[Row], recipe: Recipe, data: str | None, seeds: int,
         f"# Discovered versus hand-designed ({recipe.name})",
         "",
         f"- command: `{command}`",
-        f"- recipe: `{recipe.name}` ({kind}: {recipe.epochs:g} epochs"
+        f"- recipe: `{recipe.name}` ({kind}: {recipe.epochs:g} epoch(s)"
         + (f" over {recipe.train_subset:,} images" if recipe.train_subset else "")
         + f", batch {recipe.batch_size}, lr {recipe.lr}); accuracy on the {metric} images"
         + ("" if recipe.split == "final" else

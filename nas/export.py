@@ -77,8 +77,9 @@ def _merge_expr(names: list[str], how: str) -> str:
 
 def _cell_class(name: str, cell: Cell) -> str:
     """A readable nn.Module for one distinct cell."""
+    doc = textwrap.wrap(_describe(cell), 88)
     init = [f"class {name}(nn.Module):",
-            f'    """{_describe(cell)}"""',
+            '    """' + "\n    ".join(doc) + ('\n    """' if len(doc) > 1 else '"""'),
             "",
             "    def __init__(self, c_in: int, width: int, stride: int) -> None:",
             "        super().__init__()",
@@ -139,15 +140,16 @@ def export_source(g: searchspace.Genotype, found_by: str = "", weights_file: str
         classes.setdefault(cp.cell, f"Cell{len(classes)}")
     stage_lines = []
     for s, stage in enumerate(plan.stages):
-        cells = ", ".join(_placement(classes, cp) for cp in stage)
-        stage_lines.append(f"            nn.Sequential({cells}),  # stage {s}")
+        stage_lines.append(f"            nn.Sequential(  # stage {s}")
+        stage_lines += [f"                {_placement(classes, cp)}," for cp in stage]
+        stage_lines.append("            ),")
     st, h = g.stem, g.head
     header = [
         f'"""{g.name or "network"}: a standalone PyTorch model exported by nas.',
         "",
         f"Multiply-adds: {c.madds:,} ({c.madds / 1e6:.2f}M) at {g.resolution}x{g.resolution}; "
         f"parameters: {c.params:,}.",
-        f"Found by: {found_by or 'written by hand or by the zoo'}.",
+        *textwrap.wrap(f"Found by: {found_by or 'written by hand or by the zoo'}.", 95),
         f"Genotype key: {g.key()}. Needs only torch.",
         "",
         "    model = build_model(" + (f'"{weights_file}"' if weights_file else "") + ")",
