@@ -162,9 +162,22 @@ def run_worker(storage: BaseStorage, study_name: str, space: searchspace.SearchS
 
 
 def _surplus(study: optuna.Study, number: int, limit: int) -> bool:
-    """True when ``limit`` other trials claimed their place first (workers racing at the end)."""
-    mine = sorted(t.number for t in claimed(study))
-    return number not in mine[:limit]
+    """True when ``limit`` lower-numbered trials already claimed a place.
+
+    Decided by trial number, not by who checks first: a trial waits (milliseconds) until every
+    lower-numbered trial has said whether it trains, so two racing workers cannot both take
+    the last place.
+    """
+    deadline = time.time() + 30  # a worker that died between ask and its status
+    while True:
+        lower = [t for t in study.get_trials(deepcopy=False) if t.number < number]
+        pending = [t for t in lower
+                   if t.state == TrialState.RUNNING and "status" not in t.user_attrs]
+        if not pending or time.time() > deadline:
+            break
+        time.sleep(0.05)
+    claims = sum(t.user_attrs.get("status") in ("training", "ok", "failed") for t in lower)
+    return claims >= limit
 
 
 def _record(study: optuna.Study, trial: optuna.Trial, r: Evaluation, strategy: str) -> None:

@@ -214,3 +214,20 @@ def test_exported_module_needs_only_torch() -> None:
     src = export_source(g)
     imports = [line for line in src.splitlines() if line.startswith(("import ", "from "))]
     assert all("torch" in line or "__future__" in line for line in imports)
+
+
+def test_grid_picks_the_best_scored_coefficients() -> None:
+    from nas.scaling import best_coefficients
+
+    g = searchspace.zoo.get("resnet20")
+    points = grid_points(step=0.2)
+    assert 5 <= len(points) <= 20
+
+    def deeper_is_better(scaled: searchspace.Genotype) -> float:  # a stand-in for the proxy
+        return sum(s.depth for s in scaled.stages) - scaled.resolution / 100
+
+    best, scores = best_coefficients(g, deeper_is_better, points)
+    assert len(scores) == len(points)
+    assert best == max(points, key=lambda p: deeper_is_better(compound(g, 1.0, *p)))
+    r = scale_to_budget(g, {"madds": 300e6}, *best)
+    assert 270e6 <= searchspace.cost(r.genotype).madds <= 300e6
