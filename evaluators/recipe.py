@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
+from searchspace.files import load_named_yaml, names_in
 
 __all__ = ["Recipe", "RecipeError", "load_profile", "profile_names"]
 
@@ -59,23 +59,12 @@ class Recipe:
 
 def profile_names() -> list[str]:
     """The profiles shipped with the package."""
-    return sorted(p.stem for p in _DIR.glob("*.yaml"))
+    return names_in(_DIR)
 
 
 def load_profile(name_or_path: str | Path) -> Recipe:
     """A shipped profile by name, or a profile YAML file by path."""
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = _DIR / f"{name_or_path}.yaml"
-        if not path.is_file():
-            raise RecipeError(f"unknown profile {str(name_or_path)!r} "
-                              f"(known: {', '.join(profile_names())}, or a YAML path)")
-    if not path.is_file():
-        raise RecipeError(f"{path}: no such profile file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"{path}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    path, data = load_named_yaml(name_or_path, _DIR, "profile", RecipeError)
     if not isinstance(data, dict):
         raise RecipeError(f"{path}: expected a mapping of recipe fields")
     known = {f.name for f in fields(Recipe)}

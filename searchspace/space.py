@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from searchspace.files import load_named_yaml, names_in
 from searchspace.genotype import Cell, Genotype, Head, Node, Stage, Stem
 from searchspace.ops import round_channels
 
@@ -76,23 +75,12 @@ class SearchSpace:
 
 def space_names() -> list[str]:
     """The spaces shipped with the package."""
-    return sorted(p.stem for p in _DIR.glob("*.yaml"))
+    return names_in(_DIR)
 
 
 def load_space(name_or_path: str | Path) -> SearchSpace:
     """A shipped space by name, or a space YAML file by path."""
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = _DIR / f"{name_or_path}.yaml"
-        if not path.is_file():
-            raise SpaceError(f"unknown space {str(name_or_path)!r} "
-                             f"(known: {', '.join(space_names())}, or a YAML path)")
-    if not path.is_file():
-        raise SpaceError(f"{path}: no such space file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SpaceError(f"{path}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    path, data = load_named_yaml(name_or_path, _DIR, "space", SpaceError)
     return _from_dict(data, str(path))
 
 
