@@ -24,22 +24,13 @@ from searchspace.layout import CellPlan, layout
 __all__ = ["export_source", "write_export", "load_weights", "build_with_weights"]
 
 # Runtime pieces copied verbatim into every export (same code, same numbers).
-_RUNTIME = [ops._ACTIVATIONS, ops.activation, ops.channels, ops.ConvBN, ops.SepConv,
-            ops.SqueezeExcite, ops.pool, builder.Stem, builder.PadShortcut,
-            builder.ProjectShortcut, builder.Head]
+_RUNTIME = [ops.activation, ops.channels, ops.ConvBN, ops.SepConv, ops.SqueezeExcite,
+            ops.pool, builder.Stem, builder.PadShortcut, builder.ProjectShortcut,
+            builder.shortcut, builder.Head]
 
 
 def _runtime_source() -> str:
-    parts = []
-    for obj in _RUNTIME:
-        if isinstance(obj, dict):
-            parts.append('_ACTIVATIONS = {\n    "none": nn.Identity,\n'
-                         '    "relu": lambda: nn.ReLU(inplace=True),\n'
-                         '    "relu6": lambda: nn.ReLU6(inplace=True),\n'
-                         '    "swish": lambda: nn.SiLU(inplace=True),\n}')
-        else:
-            parts.append(textwrap.dedent(inspect.getsource(obj)).rstrip())
-    return "\n\n\n".join(parts)
+    return "\n\n\n".join(textwrap.dedent(inspect.getsource(obj)).rstrip() for obj in _RUNTIME)
 
 
 def _node_expr(node: Node, c: str, stride: str) -> str:
@@ -95,7 +86,7 @@ def _cell_class(name: str, cell: Cell) -> str:
         fwd.append(f"        x{i} = self.n{i}({merged})")
     outs = [f"c{n}" for n in cell.outputs]
     c_out = outs[0] if len(outs) == 1 or cell.combine == "add" else " + ".join(outs)
-    init.append(f"        self.shortcut = _shortcut({cell.residual!r}, c_in, {c_out}, stride)")
+    init.append(f"        self.shortcut = shortcut({cell.residual!r}, c_in, {c_out}, stride)")
     init.append(f"        self.act = activation({cell.act!r})")
     fwd.append(f"        out = {_merge_expr([f'x{n}' for n in cell.outputs], cell.combine)}")
     fwd.append("        if self.shortcut is not None:")
@@ -115,20 +106,6 @@ def _describe(cell: Cell) -> str:
                      for i, n in enumerate(cell.nodes, start=1))
     return f"{len(cell.nodes)} nodes ({ops_}); outputs {list(cell.outputs)}; " \
            f"residual {cell.residual}."
-
-
-_SHORTCUT = '''
-def _shortcut(residual: str, c_in: int, c_out: int, stride: int) -> nn.Module | None:
-    """What carries the cell input to the residual add (the framework's rule)."""
-    same = c_in == c_out and stride == 1
-    if residual == "none" or (residual == "identity" and not same):
-        return None
-    if same:
-        return nn.Identity()
-    if residual == "pad":
-        return PadShortcut(stride, c_out - c_in)
-    return ProjectShortcut(c_in, c_out, stride)
-'''
 
 
 def export_source(g: searchspace.Genotype, found_by: str = "", weights_file: str = "") -> str:
@@ -171,8 +148,6 @@ def export_source(g: searchspace.Genotype, found_by: str = "", weights_file: str
         "",
         "",
         _runtime_source(),
-        "",
-        _SHORTCUT.strip(),
         "",
         "",
         "\n\n\n".join(_cell_class(name, cell) for cell, name in classes.items()),

@@ -15,7 +15,7 @@ from searchspace.genotype import Genotype
 from searchspace.layout import CellPlan, layout
 from searchspace.ops import OPS, activation
 
-__all__ = ["build", "Network", "CellModule"]
+__all__ = ["build", "Network", "CellModule", "shortcut"]
 
 
 def build(g: Genotype) -> nn.Module:
@@ -68,15 +68,16 @@ class ProjectShortcut(nn.Module):
         return self.bn(self.conv(x))
 
 
-def make_shortcut(plan: CellPlan) -> nn.Module | None:
-    """The module that carries the cell input to the residual add, or None."""
-    if plan.shortcut == "none":
+def shortcut(residual: str, c_in: int, c_out: int, stride: int) -> nn.Module | None:
+    """What carries the cell input to the residual add; None when nothing is added."""
+    same = c_in == c_out and stride == 1
+    if residual == "none" or (residual == "identity" and not same):
         return None
-    if plan.shortcut == "identity":
+    if same:
         return nn.Identity()
-    if plan.shortcut == "pad":
-        return PadShortcut(plan.stride, plan.c_out - plan.c_in)
-    return ProjectShortcut(plan.c_in, plan.c_out, plan.stride)
+    if residual == "pad":
+        return PadShortcut(stride, c_out - c_in)
+    return ProjectShortcut(c_in, c_out, stride)
 
 
 def _merge(xs: list[torch.Tensor], how: str) -> torch.Tensor:
@@ -101,7 +102,7 @@ class CellModule(nn.Module):
         self.outputs, self.combine = cell.outputs, cell.combine
         for i, spec in enumerate(plan.specs):
             self.add_module(f"n{i + 1}", OPS[spec.node.op].build(spec))
-        self.shortcut = make_shortcut(plan)
+        self.shortcut = shortcut(cell.residual, plan.c_in, plan.c_out, plan.stride)
         self.act = activation(cell.act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

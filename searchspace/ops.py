@@ -44,15 +44,12 @@ class Layer:
 
 def activation(name: str) -> nn.Module:
     """The activation module for a genotype's act name."""
-    return _ACTIVATIONS[name]()
-
-
-_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "none": nn.Identity,
-    "relu": lambda: nn.ReLU(inplace=True),
-    "relu6": lambda: nn.ReLU6(inplace=True),
-    "swish": lambda: nn.SiLU(inplace=True),
-}
+    return {
+        "none": nn.Identity,
+        "relu": lambda: nn.ReLU(inplace=True),
+        "relu6": lambda: nn.ReLU6(inplace=True),
+        "swish": lambda: nn.SiLU(inplace=True),
+    }[name]()
 
 
 def channels(width: float, base: int) -> int:

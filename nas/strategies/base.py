@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import random
 from collections.abc import Callable
 from typing import Any
@@ -66,8 +67,9 @@ class SpaceSampler(BaseSampler):
             a = self.space.sample_assignment(rng)
         return a
 
+    @abc.abstractmethod
     def propose(self, study: Study, trial: FrozenTrial, rng: random.Random) -> dict[str, Any]:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """A full assignment for ``trial``, drawn with ``rng``."""
 
     # --- optuna.samplers.BaseSampler ---------------------------------------------------------
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial

@@ -21,17 +21,14 @@ MEAN = (0.4914, 0.4822, 0.4465)  # CIFAR-10 per-channel mean and std of the inpu
 STD = (0.2470, 0.2435, 0.2616)
 
 
-_ACTIVATIONS = {
-    "none": nn.Identity,
-    "relu": lambda: nn.ReLU(inplace=True),
-    "relu6": lambda: nn.ReLU6(inplace=True),
-    "swish": lambda: nn.SiLU(inplace=True),
-}
-
-
 def activation(name: str) -> nn.Module:
     """The activation module for a genotype's act name."""
-    return _ACTIVATIONS[name]()
+    return {
+        "none": nn.Identity,
+        "relu": lambda: nn.ReLU(inplace=True),
+        "relu6": lambda: nn.ReLU6(inplace=True),
+        "swish": lambda: nn.SiLU(inplace=True),
+    }[name]()
 
 
 def channels(width: float, base: int) -> int:
@@ -132,6 +129,18 @@ class ProjectShortcut(nn.Module):
         return self.bn(self.conv(x))
 
 
+def shortcut(residual: str, c_in: int, c_out: int, stride: int) -> nn.Module | None:
+    """What carries the cell input to the residual add; None when nothing is added."""
+    same = c_in == c_out and stride == 1
+    if residual == "none" or (residual == "identity" and not same):
+        return None
+    if same:
+        return nn.Identity()
+    if residual == "pad":
+        return PadShortcut(stride, c_out - c_in)
+    return ProjectShortcut(c_in, c_out, stride)
+
+
 class Head(nn.Module):
     """Optional 1x1 conv-BN-act (or preact BN-act), global pool, dropout, classifier."""
 
@@ -150,17 +159,6 @@ class Head(nn.Module):
         x = self.act(self.bn(self.conv(x)))
         x = x.amax((2, 3)) if self.max else x.mean((2, 3))
         return self.fc(self.dropout(x))
-
-def _shortcut(residual: str, c_in: int, c_out: int, stride: int) -> nn.Module | None:
-    """What carries the cell input to the residual add (the framework's rule)."""
-    same = c_in == c_out and stride == 1
-    if residual == "none" or (residual == "identity" and not same):
-        return None
-    if same:
-        return nn.Identity()
-    if residual == "pad":
-        return PadShortcut(stride, c_out - c_in)
-    return ProjectShortcut(c_in, c_out, stride)
 
 
 class Cell0(nn.Module):
@@ -181,7 +179,7 @@ class Cell0(nn.Module):
         c4 = channels(0.125, width)
         self.n5 = ConvBN(c0, channels(0.125, width), 3, 1, 1, 'none', False)
         c5 = channels(0.125, width)
-        self.shortcut = _shortcut('none', c_in, c0 + c4 + c5, stride)
+        self.shortcut = shortcut('none', c_in, c0 + c4 + c5, stride)
         self.act = activation('relu')
 
     def forward(self, x0: torch.Tensor) -> torch.Tensor:
@@ -214,7 +212,7 @@ class Cell1(nn.Module):
         c4 = channels(0.5, width)
         self.n5 = ConvBN(c0, channels(0.5, width), 3, stride, 1, 'none', False)
         c5 = channels(0.5, width)
-        self.shortcut = _shortcut('none', c_in, c4 + c5, stride)
+        self.shortcut = shortcut('none', c_in, c4 + c5, stride)
         self.act = activation('relu')
 
     def forward(self, x0: torch.Tensor) -> torch.Tensor:
