@@ -7,6 +7,7 @@ from typing import Any
 
 import searchspace
 from nas.report_table import human, table
+from searchspace.genotype import pruned_cell
 
 __all__ = ["info", "info_dict", "zoo_table"]
 
@@ -46,10 +47,19 @@ def info(g: searchspace.Genotype, as_json: bool) -> str:
     rows = [(r["layer"], r["kind"], "x".join(map(str, r["shape"])), f"{r['params']:,}",
              f"{r['madds']:,}") for r in d["layers"]]
     body = table(("layer", "kind", "output", "params", "madds"), rows, right={3, 4})
+    dead = _dead_nodes(g)
+    note = (f"\n{dead} node(s) reach no cell output: not built, not counted (as written: "
+            f"{human(searchspace.cost(g, prune=False).madds)} multiply-adds)" if dead else "")
     return (f"{g.name or 'genotype'}  (key {d['key']}, input {g.resolution}x{g.resolution}, "
             f"{g.num_classes} classes)\n{body}\n\n"
             f"parameters:     {d['params']:,} ({human(d['params'])})\n"
-            f"multiply-adds:  {d['madds']:,} ({human(d['madds'])})")
+            f"multiply-adds:  {d['madds']:,} ({human(d['madds'])})" + note)
+
+
+def _dead_nodes(g: searchspace.Genotype) -> int:
+    """Nodes of the written cells that pruning removes (each distinct cell counted once)."""
+    cells = {c for st in g.stages for c in (st.cell, st.reduce_cell) if c is not None}
+    return sum(len(c.nodes) - len(pruned_cell(c).nodes) for c in cells)
 
 
 def zoo_table() -> str:

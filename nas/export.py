@@ -23,31 +23,26 @@ from searchspace.layout import CellPlan, layout
 
 __all__ = ["export_source", "write_export", "load_weights", "build_with_weights"]
 
-# Runtime pieces copied verbatim into every export (same code, same numbers).
-_RUNTIME = [ops.activation, ops.channels, ops.ConvBN, ops.SepConv, ops.SqueezeExcite,
-            ops.pool, builder.Stem, builder.PadShortcut, builder.ProjectShortcut,
-            builder.shortcut, builder.Head]
+# Runtime pieces every export needs, copied verbatim (same code, same numbers); each op used
+# adds its own (the registry's ``runtime``).
+_RUNTIME = [ops.activation, ops.channels, builder.Stem, builder.PadShortcut,
+            builder.ProjectShortcut, builder.PoolProject, builder.shortcut, builder.Head]
 
 
-def _runtime_source() -> str:
-    return "\n\n\n".join(textwrap.dedent(inspect.getsource(obj)).rstrip() for obj in _RUNTIME)
+def _runtime_source(g: searchspace.Genotype) -> str:
+    used = [obj for name in sorted(_ops_used(g)) for obj in ops.get(name).runtime]
+    objs = list(dict.fromkeys(used + _RUNTIME))  # each once, op classes first
+    return "\n\n\n".join(textwrap.dedent(inspect.getsource(obj)).rstrip() for obj in objs)
+
+
+def _ops_used(g: searchspace.Genotype) -> set[str]:
+    return {spec.node.op for cp in layout(g).cells for spec in cp.specs}
 
 
 def _node_expr(node: Node, c: str, stride: str) -> str:
-    """Constructor call for one node, given the expressions of its input channels and stride."""
-    k = node.kernel
-    st = stride if node.strided else "1"
-    if node.op == "conv":
-        groups = c if node.depthwise else "1"
-        out = _out_expr(node, c)
-        return f"ConvBN({c}, {out}, {k}, {st}, {groups}, {node.act!r}, {node.preact})"
-    if node.op == "sepconv":
-        return f"SepConv({c}, {_out_expr(node, c)}, {k}, {st}, {node.act!r})"
-    if node.op in ("maxpool", "avgpool"):
-        return f"pool({node.op[:3]!r}, {k}, {st})"
-    if node.op == "se":
-        return f"SqueezeExcite({c}, channels({node.width!r}, {_base(node)}), {node.act!r})"
-    return "nn.Identity()"
+    """Constructor call for one node, given the expressions of its input channels and stride;
+    an op the registry does not know fails here, loudly."""
+    return ops.get(node.op).export(node, c, _out_expr(node, c), stride if node.strided else "1")
 
 
 def _base(node: Node) -> str:
@@ -55,7 +50,9 @@ def _base(node: Node) -> str:
 
 
 def _out_expr(node: Node, c: str) -> str:
-    return c if node.width is None else f"channels({node.width!r}, {_base(node)})"
+    if node.width is None or not ops.get(node.op).widens:
+        return c
+    return f"channels({node.width!r}, {_base(node)})"
 
 
 def _merge_expr(names: list[str], how: str) -> str:
@@ -81,7 +78,8 @@ def _cell_class(name: str, cell: Cell) -> str:
         c_expr = ins[0] if len(ins) == 1 or node.combine == "add" else " + ".join(ins)
         c_arg = f"({c_expr})" if "+" in c_expr else c_expr
         init.append(f"        self.n{i} = {_node_expr(node, c_arg, 'stride')}")
-        init.append(f"        c{i} = {_channels_after(node, c_expr)}")
+        out = _out_expr(node, c_arg)
+        init.append(f"        c{i} = {out}")
         merged = _merge_expr([f"x{n}" for n in node.inputs], node.combine)
         fwd.append(f"        x{i} = self.n{i}({merged})")
     outs = [f"c{n}" for n in cell.outputs]
@@ -95,14 +93,8 @@ def _cell_class(name: str, cell: Cell) -> str:
     return "\n".join(init + [""] + fwd)
 
 
-def _channels_after(node: Node, c_expr: str) -> str:
-    if node.op in ("conv", "sepconv") and node.width is not None and not node.depthwise:
-        return f"channels({node.width!r}, {_base(node)})"
-    return f"({c_expr})" if "+" in c_expr else c_expr
-
-
 def _describe(cell: Cell) -> str:
-    ops_ = ", ".join(f"n{i}={n.op}{'' if n.op in ('identity', 'se') else n.kernel}"
+    ops_ = ", ".join(f"n{i}={n.op}{n.kernel if 'kernel' in ops.get(n.op).uses else ''}"
                      for i, n in enumerate(cell.nodes, start=1))
     return f"{len(cell.nodes)} nodes ({ops_}); outputs {list(cell.outputs)}; " \
            f"residual {cell.residual}."
@@ -147,7 +139,7 @@ def export_source(g: searchspace.Genotype, found_by: str = "", weights_file: str
         "STD = (0.2470, 0.2435, 0.2616)",
         "",
         "",
-        _runtime_source(),
+        _runtime_source(g),
         "",
         "",
         "\n\n\n".join(_cell_class(name, cell) for cell, name in classes.items()),

@@ -1,4 +1,5 @@
-"""Resolve what the user names as GENOTYPE: a zoo name, a YAML file or a run folder."""
+"""Resolve what the user names as GENOTYPE: a zoo name, a YAML file, a run folder, or a
+NAS-Bench-201 cell string (``|nor_conv_3x3~0|+|...|``)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,13 @@ def resolve_genotype(arg: str) -> searchspace.Genotype:
         return g if g.name else g.replace(name=path.stem)
     if arg in searchspace.zoo.names():
         return searchspace.zoo.get(arg)
+    if arg.startswith("|"):
+        try:
+            return searchspace.nb201.genotype(searchspace.nb201.parse_arch(arg))
+        except searchspace.GenotypeError as exc:
+            raise UserError(str(exc)) from None
     if arg.endswith((".yaml", ".yml")) or "/" in arg:
         raise UserError(f"{arg}: no such file")
-    raise UserError(f"{arg!r} is neither a genotype file nor a zoo network "
-                    f"(zoo: {', '.join(searchspace.zoo.names())})")
+    raise UserError(f"{arg!r} is neither a genotype file, a zoo network "
+                    f"(zoo: {', '.join(searchspace.zoo.names())}) nor a NAS-Bench-201 cell "
+                    "string (|op~0|+|op~0|op~1|+|op~0|op~1|op~2|)")

@@ -1,6 +1,6 @@
 """What can be built: genotypes, ops, the builder, the cost counter, search spaces, the zoo."""
 
-from searchspace import zoo
+from searchspace import nb201, zoo
 from searchspace.builder import build
 from searchspace.cost import Cost, cost
 from searchspace.genotype import Cell, Genotype, GenotypeError, Head, Node, Stage, Stem
@@ -9,5 +9,5 @@ from searchspace.transform import scale
 
 __all__ = [
     "Cell", "Cost", "Genotype", "GenotypeError", "Head", "Node", "SearchSpace", "SpaceError",
-    "Stage", "Stem", "build", "cost", "load_space", "scale", "space_names", "zoo",
+    "Stage", "Stem", "build", "cost", "load_space", "nb201", "scale", "space_names", "zoo",
 ]

@@ -15,7 +15,7 @@ from searchspace.genotype import Genotype
 from searchspace.layout import CellPlan, layout
 from searchspace.ops import OPS, activation
 
-__all__ = ["build", "Network", "CellModule", "shortcut"]
+__all__ = ["build", "Network", "CellModule", "shortcut", "PoolProject"]
 
 
 def build(g: Genotype) -> nn.Module:
@@ -68,6 +68,20 @@ class ProjectShortcut(nn.Module):
         return self.bn(self.conv(x))
 
 
+class PoolProject(nn.Module):
+    """2x2 average pool when strided, then a 1x1 conv (no BN) when channels change
+    (NAS-Bench-201's reduction shortcut)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.pool = (nn.AvgPool2d(2, stride, ceil_mode=True, count_include_pad=False)
+                     if stride > 1 else nn.Identity())
+        self.conv = nn.Conv2d(c_in, c_out, 1, bias=False) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(self.pool(x))
+
+
 def shortcut(residual: str, c_in: int, c_out: int, stride: int) -> nn.Module | None:
     """What carries the cell input to the residual add; None when nothing is added."""
     same = c_in == c_out and stride == 1
@@ -77,6 +91,8 @@ def shortcut(residual: str, c_in: int, c_out: int, stride: int) -> nn.Module | N
         return nn.Identity()
     if residual == "pad":
         return PadShortcut(stride, c_out - c_in)
+    if residual == "avgproject":
+        return PoolProject(c_in, c_out, stride)
     return ProjectShortcut(c_in, c_out, stride)
 
 

@@ -25,14 +25,17 @@ class Cost:
     layers: tuple[Layer, ...]
 
 
-def cost(g: Genotype) -> Cost:
+def cost(g: Genotype, prune: bool = True) -> Cost:
     """Count ``g`` without building it (well under a millisecond for the default space).
+
+    Dead nodes (reaching no cell output) are not built, so not counted; ``prune=False``
+    counts every node as written, as NAS-Bench-201's own tables do.
 
     Example:
         >>> cost(searchspace.zoo.get("resnet20")).params
         269722
     """
-    plan = layout(g)
+    plan = layout(g, prune)
     layers = _stem(g)
     for cell in plan.cells:
         layers += _cell(cell)
@@ -57,6 +60,9 @@ def _cell(cell: CellPlan) -> list[Layer]:
         out.append(conv_layer(f"{cell.path}.shortcut.conv", cell.c_in, cell.c_out, 1, 1,
                               cell.h_out, cell.w_out))
         out.append(bn_layer(f"{cell.path}.shortcut.bn", cell.c_out, cell.h_out, cell.w_out))
+    elif cell.shortcut == "avgproject" and cell.c_in != cell.c_out:
+        out.append(conv_layer(f"{cell.path}.shortcut.conv", cell.c_in, cell.c_out, 1, 1,
+                              cell.h_out, cell.w_out))
     return out
 
 

@@ -15,7 +15,7 @@ __all__ = ["Genotype", "GenotypeError", "Stage", "Cell", "Node", "Stem", "Head"]
 
 ACTIVATIONS = ("none", "relu", "relu6", "swish")
 COMBINES = ("add", "concat")
-RESIDUALS = ("none", "identity", "pad", "project")
+RESIDUALS = ("none", "identity", "pad", "project", "avgproject")
 WIDTH_BASES = ("out", "in")
 POOLS = ("avg", "max")
 
@@ -49,12 +49,17 @@ class Node:
 
 @dataclass(frozen=True)
 class Cell:
-    """A small DAG of nodes; its output combines chosen nodes and may add the cell input."""
+    """A small DAG of nodes; its output combines chosen nodes and may add the cell input.
+
+    A cell without nodes and with outputs ``[0]`` passes its input on.
+    """
 
     nodes: tuple[Node, ...]
     outputs: tuple[int, ...]  # nodes that form the output (0 = a dense link to the input)
     combine: str = "concat"  # how several outputs merge
-    residual: str = "none"  # none | identity (when shapes match) | pad | project (always add)
+    # none | identity (when shapes match) | pad | project (always add) | avgproject (2x2 avg
+    # pool when strided, then a 1x1 conv without BN when channels change: NAS-Bench-201's)
+    residual: str = "none"
     act: str = "none"  # activation after the residual add (post-activation ResNets)
 
 
@@ -143,15 +148,48 @@ class Genotype:
         return cls.from_dict(data)
 
     def key(self) -> str:
-        """Canonical hash of the architecture (the name is ignored): equal nets, equal keys."""
-        plain = self.to_dict()
+        """Canonical hash of the architecture: equal nets, equal keys.
+
+        The name is ignored, and so are nodes whose output reaches no cell output (see
+        ``pruned``): they are never built nor counted.
+        """
+        plain = self.pruned().to_dict()
         plain.pop("name", None)
         text = json.dumps(plain, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
+    def pruned(self) -> Genotype:
+        """The same network without dead nodes (those that reach no cell output); ``self``
+        when there are none. Building, costing, exporting and keying all use this form."""
+        stages = tuple(dataclasses.replace(
+            st, cell=pruned_cell(st.cell),
+            reduce_cell=None if st.reduce_cell is None else pruned_cell(st.reduce_cell))
+            for st in self.stages)
+        if all(a.cell is b.cell and a.reduce_cell is b.reduce_cell
+               for a, b in zip(stages, self.stages)):
+            return self
+        return dataclasses.replace(self, stages=stages)
+
     def replace(self, **changes: Any) -> Genotype:
         """A copy with some top-level fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
+
+
+def pruned_cell(cell: Cell) -> Cell:
+    """``cell`` without the nodes that reach no output, the others renumbered in order;
+    ``cell`` itself when every node is live."""
+    live = set(cell.outputs)
+    for number in range(len(cell.nodes), 0, -1):
+        if number in live:
+            live.update(cell.nodes[number - 1].inputs)
+    keep = [n for n in range(1, len(cell.nodes) + 1) if n in live]
+    if len(keep) == len(cell.nodes):
+        return cell
+    new = {0: 0, **{old: i + 1 for i, old in enumerate(keep)}}
+    nodes = tuple(dataclasses.replace(cell.nodes[n - 1],
+                                      inputs=tuple(new[i] for i in cell.nodes[n - 1].inputs))
+                  for n in keep)
+    return dataclasses.replace(cell, nodes=nodes, outputs=tuple(new[n] for n in cell.outputs))
 
 
 def _read_source(source: str | Path) -> str:
@@ -237,8 +275,8 @@ def _convert(cls: type, f: dataclasses.Field, value: Any, where: str) -> Any:
             _fail(where, "expected a list of node numbers")
         return tuple(value)
     if child is not None and f.name in ("stages", "nodes"):
-        if not isinstance(value, list) or not value:
-            _fail(where, "expected a non-empty list")
+        if not isinstance(value, list) or (not value and f.name == "stages"):
+            _fail(where, "expected a non-empty list" if f.name == "stages" else "expected a list")
         return tuple(_from_plain(child, v, f"{where}[{i}]") for i, v in enumerate(value))
     if child is not None:
         return None if value is None else _from_plain(child, value, where)
@@ -315,7 +353,7 @@ def _check_genotype(g: Genotype) -> None:
         _check_stage(stage, f"stages[{i}]", ops)
     from searchspace.layout import layout  # shapes: channels add up, resolutions agree
 
-    layout(g)
+    layout(g, prune=False)  # every node as written, dead ones too
 
 
 def _positive(value: Any, where: str) -> None:
@@ -367,8 +405,6 @@ def _check_stage(stage: Stage, where: str, ops: Any) -> None:
 
 
 def _check_cell(cell: Cell, where: str, ops: Any) -> None:
-    if not cell.nodes:
-        _fail(f"{where}.nodes", "a cell needs at least one node")
     for i, node in enumerate(cell.nodes):
         _check_node(node, i + 1, f"{where}.nodes[{i}]", ops)
     if not cell.outputs:

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from searchspace.genotype import Cell, GenotypeError
+from searchspace.genotype import Cell, GenotypeError, pruned_cell
 from searchspace.ops import OPS, OpSpec
 
 if TYPE_CHECKING:
@@ -55,8 +55,13 @@ def _side(side: int, stride: int) -> int:
     return math.ceil(side / stride)
 
 
-def layout(g: Genotype) -> Layout:
-    """Place every cell of ``g``; raises GenotypeError naming the field whose shapes clash."""
+def layout(g: Genotype, prune: bool = True) -> Layout:
+    """Place every cell of ``g``; raises GenotypeError naming the field whose shapes clash.
+
+    With ``prune`` (the default) cells are placed without their dead nodes, as they are built
+    and counted; ``prune=False`` places every node as written (validation; the way
+    NAS-Bench-201's own code builds and counts its cells).
+    """
     h = w = _side(g.resolution, g.stem.stride)
     c = g.stem.width
     stem = (c, h, w)
@@ -69,6 +74,7 @@ def layout(g: Genotype) -> Layout:
             cell = stage.reduce_cell if reduce else stage.cell
             where = f"stages[{s}].{'reduce_cell' if reduce else 'cell'}"
             stride = stage.stride if first else 1
+            cell = pruned_cell(cell) if prune else cell
             plan = _place(cell, f"stages.{s}.{j}", where, stride, c, h, w, stage.width)
             plans.append(plan)
             c, h, w = plan.c_out, plan.h_out, plan.w_out

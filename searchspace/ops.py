@@ -1,8 +1,11 @@
 """The primitive ops, registered by name; each knows its module, its cost and the fields it uses.
 
-Every op has the same three entry points, called with an ``OpSpec`` (the node and its shapes):
-``build(spec) -> nn.Module``, ``cost(spec) -> list[Layer]`` and ``out_channels(node, c_in, base)``.
-Cost mirrors construction line for line (pycls's ``complexity`` next to ``__init__``).
+Every op has the same entry points, side by side: ``build(spec) -> nn.Module`` and
+``cost(spec, path) -> list[Layer]`` called with an ``OpSpec`` (the node and its shapes), and
+``export(node, c, out, stride) -> str``, the constructor call a standalone export writes, with
+``runtime``, the classes that call needs. Cost mirrors construction line for line (pycls's
+``complexity`` next to ``__init__``); ``widens`` says whether a node's width sets its output
+channels.
 """
 
 from __future__ import annotations
@@ -103,6 +106,33 @@ class SepConv(nn.Module):
         return self.act2(self.bn2(self.pw(self.act1(self.bn1(self.dw(x))))))
 
 
+class ReLUConvBN(nn.Module):
+    """ReLU, k x k conv, BN: the DARTS / NAS-Bench-201 order (the ReLU must not be in place:
+    the input feeds other edges too)."""
+
+    def __init__(self, c_in: int, c_out: int, k: int, stride: int) -> None:
+        super().__init__()
+        self.act = nn.ReLU(inplace=False)
+        self.conv = nn.Conv2d(c_in, c_out, k, stride, k // 2, bias=False)
+        self.bn = nn.BatchNorm2d(c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv(self.act(x)))
+
+
+class Zero(nn.Module):
+    """Zeros shaped like the input (subsampled when strided): an edge that carries nothing."""
+
+    def __init__(self, stride: int) -> None:
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride > 1:
+            x = x[:, :, :: self.stride, :: self.stride]
+        return torch.zeros_like(x)
+
+
 class SqueezeExcite(nn.Module):
     """Channel gating: pool, 1x1 reduce, act, 1x1 expand, sigmoid, scale (Hu et al.)."""
 
@@ -132,7 +162,9 @@ class Op:
     uses: frozenset[str]  # Node fields the op reads; the others must keep their defaults
     build: Callable[[OpSpec], nn.Module]
     cost: Callable[[OpSpec, str], list[Layer]]  # (spec, module path) -> counted layers
-    out_channels: Callable[[Node, int, int], int]  # (node, combined input channels, base)
+    export: Callable[[Node, str, str, str], str]  # (node, c_in, c_out, stride) expressions
+    runtime: tuple = ()  # the classes and functions an exported constructor call needs
+    widens: bool = False  # the node's width sets the output channels (else: the input's)
     rule: Callable[[Node, str], None] = lambda node, where: None  # extra checks
 
     def check(self, node: Node, where: str) -> None:
@@ -143,13 +175,11 @@ class Op:
                 raise GenotypeError(f"{where}.{name}: {self.name} does not take {name}")
         self.rule(node, where)
 
-
-def _width_or_input(node: Node, c_in: int, base: int) -> int:
-    return c_in if node.width is None else channels(node.width, base)
-
-
-def _same_as_input(node: Node, c_in: int, base: int) -> int:
-    return c_in
+    def out_channels(self, node: Node, c_in: int, base: int) -> int:
+        """Output channels for ``c_in`` combined input channels; ``base`` multiplies width."""
+        if self.widens and node.width is not None:
+            return channels(node.width, base)
+        return c_in
 
 
 # --- conv ---------------------------------------------------------------------------------
@@ -165,6 +195,11 @@ def _conv_rule(node: Node, where: str) -> None:
 def _conv_build(s: OpSpec) -> nn.Module:
     groups = s.c_in if s.node.depthwise else 1
     return ConvBN(s.c_in, s.c_out, s.node.kernel, s.stride, groups, s.node.act, s.node.preact)
+
+
+def _conv_export(node: Node, c: str, out: str, stride: str) -> str:
+    groups = c if node.depthwise else "1"
+    return f"ConvBN({c}, {out}, {node.kernel}, {stride}, {groups}, {node.act!r}, {node.preact})"
 
 
 def _conv_cost(s: OpSpec, path: str) -> list[Layer]:
@@ -193,6 +228,26 @@ def _sepconv_cost(s: OpSpec, path: str) -> list[Layer]:
     ]
 
 
+def _sepconv_export(node: Node, c: str, out: str, stride: str) -> str:
+    return f"SepConv({c}, {out}, {node.kernel}, {stride}, {node.act!r})"
+
+
+# --- reluconv (NAS-Bench-201's nor_conv) ---------------------------------------------------------
+
+
+def _reluconv_build(s: OpSpec) -> nn.Module:
+    return ReLUConvBN(s.c_in, s.c_out, s.node.kernel, s.stride)
+
+
+def _reluconv_cost(s: OpSpec, path: str) -> list[Layer]:
+    return [conv_layer(f"{path}.conv", s.c_in, s.c_out, s.node.kernel, 1, s.h_out, s.w_out),
+            bn_layer(f"{path}.bn", s.c_out, s.h_out, s.w_out)]
+
+
+def _reluconv_export(node: Node, c: str, out: str, stride: str) -> str:
+    return f"ReLUConvBN({c}, {out}, {node.kernel}, {stride})"
+
+
 def _odd(node: Node, where: str) -> None:
     if node.kernel < 1 or node.kernel % 2 == 0:
         raise GenotypeError(f"{where}.kernel: convolution kernels are odd, got {node.kernel}")
@@ -208,6 +263,10 @@ def _pool_rule(node: Node, where: str) -> None:
 
 def _pool_build(kind: str) -> Callable[[OpSpec], nn.Module]:
     return lambda s: pool(kind, s.node.kernel, s.stride)
+
+
+def _pool_export(kind: str) -> Callable[[Node, str, str, str], str]:
+    return lambda node, c, out, stride: f"pool({kind!r}, {node.kernel}, {stride})"
 
 
 def _no_cost(s: OpSpec, path: str) -> list[Layer]:
@@ -227,6 +286,11 @@ def _se_squeeze(s: OpSpec) -> int:
     return channels(s.node.width or 1.0, s.base)
 
 
+def _se_export(node: Node, c: str, out: str, stride: str) -> str:
+    base = "width" if node.width_of == "out" else "c_in"
+    return f"SqueezeExcite({c}, channels({node.width!r}, {base}), {node.act!r})"
+
+
 def _se_cost(s: OpSpec, path: str) -> list[Layer]:
     r = _se_squeeze(s)
     return [
@@ -235,19 +299,27 @@ def _se_cost(s: OpSpec, path: str) -> list[Layer]:
     ]
 
 
+_CONV_FIELDS = frozenset({"kernel", "width", "width_of", "depthwise", "strided", "act", "preact"})
+
 OPS: dict[str, Op] = {
-    "conv": Op("conv", frozenset({"kernel", "width", "width_of", "depthwise", "strided", "act",
-                                  "preact"}),
-               _conv_build, _conv_cost, _width_or_input, _conv_rule),
+    "conv": Op("conv", _CONV_FIELDS, _conv_build, _conv_cost, _conv_export, (ConvBN,),
+               widens=True, rule=_conv_rule),
     "sepconv": Op("sepconv", frozenset({"kernel", "width", "width_of", "strided", "act"}),
-                  _sepconv_build, _sepconv_cost, _width_or_input, _odd),
+                  _sepconv_build, _sepconv_cost, _sepconv_export, (SepConv,), widens=True,
+                  rule=_odd),
+    "reluconv": Op("reluconv", frozenset({"kernel", "width", "width_of", "strided"}),
+                   _reluconv_build, _reluconv_cost, _reluconv_export, (ReLUConvBN,),
+                   widens=True, rule=_odd),
     "maxpool": Op("maxpool", frozenset({"kernel", "strided"}), _pool_build("max"), _no_cost,
-                  _same_as_input, _pool_rule),
+                  _pool_export("max"), (pool,), rule=_pool_rule),
     "avgpool": Op("avgpool", frozenset({"kernel", "strided"}), _pool_build("avg"), _no_cost,
-                  _same_as_input, _pool_rule),
-    "identity": Op("identity", frozenset(), lambda s: nn.Identity(), _no_cost, _same_as_input),
-    "se": Op("se", frozenset({"width", "width_of", "act"}), _se_build, _se_cost,
-             _same_as_input, _se_rule),
+                  _pool_export("avg"), (pool,), rule=_pool_rule),
+    "identity": Op("identity", frozenset(), lambda s: nn.Identity(), _no_cost,
+                   lambda node, c, out, stride: "nn.Identity()"),
+    "zero": Op("zero", frozenset({"strided"}), lambda s: Zero(s.stride), _no_cost,
+               lambda node, c, out, stride: f"Zero({stride})", (Zero,)),
+    "se": Op("se", frozenset({"width", "width_of", "act"}), _se_build, _se_cost, _se_export,
+             (SqueezeExcite,), rule=_se_rule),
 }
 
 

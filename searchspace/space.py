@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from searchspace import nb201
+from searchspace.cost import cost
 from searchspace.files import load_named_yaml, names_in
 from searchspace.genotype import Cell, Genotype, Head, Node, Stage, Stem
 from searchspace.ops import round_channels
@@ -63,6 +65,27 @@ class SearchSpace:
     def sample(self, seed: int = 0) -> Genotype:
         """A uniformly random genotype of the space."""
         return self.genotype(self.sample_assignment(random.Random(seed)))
+
+    def cheapest(self, measure: Callable[[Genotype], float] = lambda g: cost(g).madds
+                 ) -> Genotype:
+        """The cheapest network by ``measure`` (multiply-adds by default) that coordinate
+        descent finds: from the first and from the last choices, each decision in turn set
+        to its cheapest choice until nothing changes (a few hundred cost calls)."""
+        best_value, best = float("inf"), None
+        for start in ({k: v[0] for k, v in self.decisions.items()},
+                      {k: v[-1] for k, v in self.decisions.items()}):
+            a, value, changed = dict(start), measure(self.genotype(start)), True
+            while changed:
+                changed = False
+                for name, choices in self.decisions.items():
+                    for c in choices:
+                        trial = {**a, name: c}
+                        v = measure(self.genotype(trial))
+                        if v < value:
+                            a, value, changed = trial, v, True
+            if value < best_value:
+                best_value, best = value, a
+        return self.genotype(best)
 
     @property
     def size(self) -> int:
@@ -199,8 +222,12 @@ def _branch(nodes: list[Node], kind: str, width: float, strided: bool) -> int:
     return len(nodes)
 
 
-TEMPLATES: dict[str, Callable[[dict[str, Any], int, int], Genotype]] = {"cells": _cells}
+TEMPLATES: dict[str, Callable[[dict[str, Any], int, int], Genotype]] = {
+    "cells": _cells,
+    "nb201": nb201.genotype,
+}
 TEMPLATE_DECISIONS: dict[str, set[str]] = {
+    "nb201": set(nb201.DECISIONS),
     "cells": {"stage1_width", "stage2_mult", "stage3_mult", "stage1_depth", "stage2_depth",
               "stage3_depth", "expand", "op", "kernel", "repeat", "branch", "se", "residual",
               "dense", "act"},

@@ -76,3 +76,20 @@ def test_layers_add_up_and_have_names_of_real_modules() -> None:
     modules = dict(searchspace.build(g).named_modules())
     for layer in c.layers:
         assert layer.name in modules, layer.name
+
+
+def test_dead_nodes_are_pruned_before_keying_costing_and_building() -> None:
+    r20 = searchspace.zoo.get("resnet20")
+    cell = r20.stages[0].cell
+    unused = searchspace.Node(inputs=(1,), op="conv", kernel=5, width=2.0, act="relu")
+    dead = searchspace.Cell(nodes=(*cell.nodes, unused), outputs=cell.outputs,
+                            residual=cell.residual, act=cell.act)
+    g = r20.replace(stages=(r20.stages[0].__class__(cell=dead, depth=3, width=16),
+                            *r20.stages[1:]))
+    assert searchspace.Genotype.from_yaml(g.to_yaml()) == g  # written as it was, dead node too
+    assert g.key() == r20.key() and g.pruned().stages[0].cell == cell
+    assert searchspace.cost(g) == searchspace.cost(r20)  # 40.55M, not 68.86M
+    assert searchspace.cost(g, prune=False).madds > searchspace.cost(r20).madds
+    model = searchspace.build(g)
+    assert sum(p.numel() for p in model.parameters()) == 269_722 and not hasattr(
+        model.stages[0][0], "n3")

@@ -18,6 +18,8 @@ EXAMPLES = {
     "maxpool": Node(inputs=(0,), op="maxpool", kernel=3, strided=True),
     "avgpool": Node(inputs=(0,), op="avgpool", kernel=2, strided=True),
     "identity": Node(inputs=(0,), op="identity"),
+    "reluconv": Node(inputs=(0,), op="reluconv", kernel=3, width=2.0, strided=True),
+    "zero": Node(inputs=(0,), op="zero", strided=True),
     "se": Node(inputs=(0,), op="se", width=0.25, width_of="in", act="relu"),
 }
 
@@ -26,23 +28,24 @@ def test_every_op_has_an_example() -> None:
     assert set(EXAMPLES) == set(OPS)
 
 
-def _net(node: Node, stride: int) -> Genotype:
+def _net(node: Node, stride: int, residual: str = "project") -> Genotype:
     """stem -> one reducing cell holding ``node`` then a projection -> head."""
     strided = node.strided or stride == 1
     nodes = (node, Node(inputs=(1,), op="conv", kernel=1, width=1.0,
                         strided=not strided, act="relu"))
-    cell = Cell(nodes=nodes, outputs=(2,), residual="project")
+    cell = Cell(nodes=nodes, outputs=(2,), residual=residual)
     return Genotype(stem=Stem(width=8), resolution=16,
                     stages=(Stage(cell=cell, depth=3 - stride, width=16, stride=stride),))
 
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 @pytest.mark.parametrize("stride", [1, 2])
-def test_op_contract(name: str, stride: int) -> None:
+@pytest.mark.parametrize("residual", ["project", "avgproject"])
+def test_op_contract(name: str, stride: int, residual: str) -> None:
     node = EXAMPLES[name]
     if stride == 1 and name == "avgpool":
         node = Node(inputs=(0,), op="avgpool", kernel=3)
-    g = _net(node, stride)
+    g = _net(node, stride, residual)
     assert Genotype.from_yaml(g.to_yaml()) == g
     model = searchspace.build(g).eval()
     plan = layout(g)

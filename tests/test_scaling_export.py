@@ -75,6 +75,12 @@ def _nets() -> list[searchspace.Genotype]:
     nets += [space.sample(s) for s in range(5)]
     nets.append(scale_to_budget(searchspace.zoo.get("mobilenetv2"), {"madds": 300e6}).genotype)
     nets.append(scale_to_budget(space.sample(4), {"madds": 200e6}).genotype)
+    # NAS-Bench-201: ReLU-conv-BN edges, sums, a zero node feeding a conv, a dead edge, the
+    # pool-and-project reduction shortcut
+    nets += [searchspace.nb201.genotype(searchspace.nb201.parse_arch(a)) for a in (
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|"
+        "+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
+        "|none~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|avg_pool_3x3~0|none~1|nor_conv_1x1~2|")]
     return nets
 
 
