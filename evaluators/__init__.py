@@ -1,0 +1,36 @@
+"""How good a candidate is: the proxy evaluator (real training by a profile) and tabular ones.
+
+    ev = evaluators.make("proxy-cpu", data="cifar10-jpeg.tar.gz", limits={"madds": 150e6})
+    ev = evaluators.make("nb201-table", data="shared/data/nb201")
+    ev.load(); ev.evaluate(genotype, seed, assignment)  # -> Evaluation
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from evaluators.proxy import Evaluation, ProxyEvaluator
+from evaluators.recipe import RecipeError, load_profile, profile_names
+from evaluators.table import NB201Table
+
+__all__ = ["make", "names", "Evaluation", "ProxyEvaluator", "NB201Table", "TABLES"]
+
+TABLES = {"nb201-table": NB201Table}  # evaluators that look a score up instead of training
+
+
+def names() -> list[str]:
+    """Every evaluator a user can name: the shipped profiles and the tables."""
+    return [*profile_names(), *TABLES]
+
+
+def make(name: str | Path, data: str | Path | None = None,
+         limits: Mapping[str, float] | None = None) -> ProxyEvaluator | NB201Table:
+    """The evaluator called ``name``: a table, or the proxy trained by that profile (a shipped
+    name or a YAML path); RecipeError lists the known names when it is neither."""
+    if str(name) in TABLES:
+        return TABLES[str(name)](data, limits)
+    if not Path(name).suffix and str(name) not in profile_names():
+        raise RecipeError(f"unknown evaluator {str(name)!r} (known: {', '.join(names())}, "
+                          "or a profile YAML path)")
+    return ProxyEvaluator(load_profile(name), data=data, limits=limits)

@@ -58,6 +58,8 @@ class ProxyEvaluator:
         0.45
     """
 
+    scores_any_genotype = True  # it trains whatever it is given
+
     def __init__(self, recipe: Recipe, data: str | Path | None = None,
                  limits: Mapping[str, float] | None = None, device: str | None = None,
                  progress: Callable[[EpochLog], None] | None = None) -> None:
@@ -78,6 +80,15 @@ class ProxyEvaluator:
                 self._split = load_final(self.data)
         return self._split
 
+    @property
+    def name(self) -> str:
+        """The recipe's name, which is how a user picks this evaluator."""
+        return self.recipe.name
+
+    def load(self) -> None:
+        """Load (or fetch) the data now, with a one-line DataError when it is missing."""
+        self.split  # noqa: B018
+
     def trained_genotype(self, g: searchspace.Genotype) -> searchspace.Genotype:
         """What the proxy actually trains: ``g`` at the recipe's width and resolution."""
         if self.recipe.width_mult == 1.0 and not self.recipe.resolution:
@@ -85,8 +96,12 @@ class ProxyEvaluator:
         return searchspace.scale(g, width=self.recipe.width_mult,
                                  resolution=self.recipe.resolution or None)
 
-    def evaluate(self, g: searchspace.Genotype, seed: int = 0) -> Evaluation:
-        """Cost ``g``; refuse it unbuilt when over budget; else train and score it."""
+    def evaluate(self, g: searchspace.Genotype, seed: int = 0,
+                 assignment: Mapping[str, object] | None = None) -> Evaluation:
+        """Cost ``g``; refuse it unbuilt when over budget; else train and score it.
+
+        ``assignment`` (the decisions behind ``g``) is not needed: training sees the genotype.
+        """
         c = searchspace.cost(g)
         why = over_budget(c, self.limits)
         if why:

@@ -19,9 +19,8 @@ from typing import Any
 
 import torch
 
+import evaluators
 import searchspace
-from evaluators.proxy import ProxyEvaluator
-from evaluators.recipe import load_profile
 from nas.budget import parse_budget
 from nas.errors import UserError
 from nas.strategies import NAMES
@@ -86,7 +85,15 @@ def parse_duration(text: str) -> float:
 
 def defaults(cfg: SearchConfig, trials_given: bool, time_given: bool, evaluator_given: bool
              ) -> SearchConfig:
-    """Sensible defaults: a full proxy search on a GPU, a reduced one (<= 20 min) on a CPU."""
+    """Sensible defaults: a full proxy search on a GPU, a reduced one (<= 20 min) on a CPU;
+    a table's benchmark cells are searched as they are, at the full budget."""
+    if cfg.evaluator in evaluators.TABLES:
+        cfg.base_fraction = 1.0  # the table knows the benchmark's networks at their own size
+        if not trials_given and not time_given:
+            cfg.trials = 100
+        if cfg.baselines is None:
+            cfg.baselines = []
+        return cfg
     if torch.cuda.is_available():
         if not evaluator_given:
             cfg.evaluator = "proxy-gpu"
@@ -107,8 +114,8 @@ def defaults(cfg: SearchConfig, trials_given: bool, time_given: bool, evaluator_
     return cfg
 
 
-def _evaluator(cfg: SearchConfig) -> ProxyEvaluator:
-    return ProxyEvaluator(load_profile(cfg.evaluator), data=cfg.data, limits=cfg.base_limits)
+def _evaluator(cfg: SearchConfig):
+    return evaluators.make(cfg.evaluator, data=cfg.data, limits=cfg.base_limits)
 
 
 def _worker(cfg_dict: dict[str, Any], index: int) -> None:
@@ -116,33 +123,52 @@ def _worker(cfg_dict: dict[str, Any], index: int) -> None:
     cfg = SearchConfig(**cfg_dict)
     ev = _evaluator(cfg)
     gpus = torch.cuda.device_count()
-    if gpus > 1 and ev.device.type == "cuda":  # one GPU per worker; on one GPU they share it
+    device = getattr(ev, "device", None)
+    if gpus > 1 and device is not None and device.type == "cuda":  # one GPU per worker
         ev.device = torch.device(f"cuda:{index % gpus}")
     space = searchspace.load_space(cfg.space)
     stop = Stop(cfg.trials, cfg.started + cfg.time_s if cfg.time_s else None)
     run_worker(open_storage(cfg.storage_url()), cfg.study, space, cfg.strategy,
-               cfg.seed * 1000 + index, lambda g, s, a: ev.evaluate(g, s), cfg.base_limits,
-               stop)
+               cfg.seed * 1000 + index, ev.evaluate, cfg.base_limits, stop)
 
 
-def check(cfg: SearchConfig) -> None:
-    """Fail fast, in one line, on anything wrong before any work starts."""
-    parse_budget(cfg.budget)
+def check(cfg: SearchConfig):
+    """Fail fast, in one line, on anything wrong before any work starts; returns the
+    evaluator, its data (or table) loaded."""
+    budget = parse_budget(cfg.budget)
     if cfg.strategy not in NAMES:
         raise UserError(f"unknown strategy {cfg.strategy!r} (known: {', '.join(NAMES)})")
-    searchspace.load_space(cfg.space)
-    load_profile(cfg.evaluator)
+    space = searchspace.load_space(cfg.space)
+    ev = _evaluator(cfg)
     if cfg.trials is not None and cfg.trials < 1:
         raise UserError("--trials must be at least 1")
     if cfg.workers < 1:
         raise UserError("--workers must be at least 1")
+    if cfg.evaluator in evaluators.TABLES and (space.template != "nb201" or (
+            space.resolution, space.num_classes) != (32, 10)):
+        raise UserError(f"{ev.name} scores only NAS-Bench-201's own cells (32x32, 10 "
+                        "classes): use --space nb201")
+    limits = cfg.base_limits
+    cheapest = searchspace.cost(space.cheapest(
+        lambda g: max(getattr(searchspace.cost(g), k) / v for k, v in limits.items())))
+    over = [(k, getattr(cheapest, k)) for k in limits if getattr(cheapest, k) > limits[k]]
+    if over:
+        k, value = over[0]
+        part = ("" if cfg.base_fraction == 1.0 or not cfg.scale else
+                f" (the base is searched at 1/{round(1 / cfg.base_fraction)} of {budget}; "
+                "--no-scale searches at the full budget)")
+        raise UserError(f"no network of the {space.name} space fits: its cheapest has "
+                        f"{value / 1e6:.2f}M {k}, over the budget of "
+                        f"{limits[k] / 1e6:.2f}M{part}")
+    ev.load()  # the data or table, here, with a clear error if it is missing
+    return ev
 
 
 def run_search(cfg: SearchConfig, resume: bool = False, progress: bool = True) -> dict:
     """Search, scale, export and report; returns the summary (also in summary.json)."""
     from nas.run_folder import write_outputs
 
-    check(cfg)
+    ev = check(cfg)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
@@ -152,8 +178,9 @@ def run_search(cfg: SearchConfig, resume: bool = False, progress: bool = True) -
         n = requeue_orphans(study)
         if n:
             print(f"resume: {n} unfinished trial(s) queued again", file=sys.stderr)
-    ev = _evaluator(cfg)
-    _ = ev.split  # load or fetch the data once, here, with a clear error if it is missing
+    if cfg.baselines and not ev.scores_any_genotype:
+        print(f"note: {ev.name} has no entry for zoo networks: --baselines are not compared",
+              file=sys.stderr)
     if cfg.reduced_cpu:
         limit = f" or {cfg.time_s / 60:.0f} minutes" if cfg.time_s else ""
         base = f"base networks at 1/{round(1 / cfg.base_fraction)} of the budget, " \
@@ -172,13 +199,13 @@ def run_search(cfg: SearchConfig, resume: bool = False, progress: bool = True) -
         write_outputs(cfg, study, None, None)
         raise UserError(f"no candidate was scored ({c['rejected']} rejected, {c['failed']} "
                         f"failed); see {out / 'trials.csv'}", code=1)
-    summary = write_outputs(cfg, study, best_trial(study), _scaled(cfg, study))
-    if cfg.baselines:
+    summary = write_outputs(cfg, study, best_trial(study), _scaled(cfg, study), ev)
+    if cfg.baselines and ev.scores_any_genotype:
         _proxy_comparison(cfg, ev, summary)
     return summary
 
 
-def _proxy_comparison(cfg: SearchConfig, ev: ProxyEvaluator, summary: dict) -> None:
+def _proxy_comparison(cfg: SearchConfig, ev, summary: dict) -> None:
     """The winner against the baselines scaled to its budget, by the same proxy recipe."""
     from nas.compare import compare, entries_for, log_stderr, write_report
     from nas.run_folder import environment
@@ -212,12 +239,12 @@ def _proxy_comparison(cfg: SearchConfig, ev: ProxyEvaluator, summary: dict) -> N
     report.write_text(report.read_text() + "\n".join(lines))
 
 
-def _search(cfg: SearchConfig, ev: ProxyEvaluator, storage) -> None:
+def _search(cfg: SearchConfig, ev, storage) -> None:
     space = searchspace.load_space(cfg.space)
     stop = Stop(cfg.trials, cfg.started + cfg.time_s if cfg.time_s else None)
     if cfg.workers == 1:
-        run_worker(storage, cfg.study, space, cfg.strategy, cfg.seed * 1000,
-                   lambda g, s, a: ev.evaluate(g, s), cfg.base_limits, stop)
+        run_worker(storage, cfg.study, space, cfg.strategy, cfg.seed * 1000, ev.evaluate,
+                   cfg.base_limits, stop)
         return
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=_worker, args=(asdict(cfg), i), daemon=True)
@@ -238,11 +265,13 @@ def _scaled(cfg: SearchConfig, study) -> tuple[searchspace.Genotype, searchspace
     from nas.scaling import scale_to_budget
 
     base = searchspace.Genotype.from_yaml(best_trial(study).user_attrs["genotype"])
-    base = base.replace(name="searched-base")
+    label = base.name  # a space may name its networks (nb201: the benchmark's string)
+    base = base.replace(name=label or "searched-base")
     if not cfg.scale:
-        return base, base.replace(name="searched"), None
+        return base, base.replace(name=label or "searched"), None
     r = scale_to_budget(base, parse_budget(cfg.budget).limits)
-    return base, r.genotype.replace(name="searched-scaled"), r.ratio
+    return base, r.genotype.replace(name=f"{label} scaled" if label else "searched-scaled"), \
+        r.ratio
 
 
 class _Monitor:

@@ -25,12 +25,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "600M-madds,5M-params")
     s.add_argument("--strategy", default="evolution", help=f"one of {', '.join(NAMES)} "
                                                            "(default: evolution)")
-    s.add_argument("--trials", type=int, help="scored trials (default: 100 on a GPU, 14 on CPU)")
+    s.add_argument("--trials", type=int, help="networks scored (default: 100 on a GPU or with "
+                                               "a table, 14 on a CPU)")
     s.add_argument("--time", help="wall-clock limit of the search, e.g. 45m or 2h")
-    s.add_argument("--space", default="cells", help="a space name or YAML path (default: cells)")
+    s.add_argument("--space", default="cells", help="cells, nb201 or a space YAML path "
+                                                    "(default: cells)")
     s.add_argument("--evaluator", help="a profile name or YAML path (default: proxy-gpu on a "
-                                       "GPU, proxy-cpu otherwise)")
-    s.add_argument("--data", help="CIFAR-10 source (default: $NAS_DATA, the cache, a download)")
+                                       "GPU, proxy-cpu otherwise), or nb201-table: "
+                                       "NAS-Bench-201's accuracies, with --space nb201")
+    s.add_argument("--data", help="CIFAR-10 source (default: $NAS_DATA, the cache, a "
+                                  "download); for nb201-table its CSV or folder ($NAS_NB201)")
     s.add_argument("--out", help="the run folder (default: runs/<date>-<strategy>)")
     s.add_argument("--storage", help="a database URL shared by workers on several machines, "
                                      "e.g. postgresql://user@host/db")

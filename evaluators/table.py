@@ -1,0 +1,128 @@
+"""Tabular evaluators: a published benchmark's accuracy looked up instead of trained.
+
+NAS-Bench-201 trained each of its 15,625 cells for 200 epochs; ``NB201Table`` scores a cell
+of the ``nb201`` space by its row of that table (the ``cifar10-valid`` validation accuracy),
+in microseconds, so a whole search runs in seconds and strategies are compared the way the
+NAS-Bench papers, NASLib and NNI's benchmarks compare them. The table knows only the
+benchmark's own networks: a scaled network or a zoo net is not in it.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import searchspace
+from evaluators.data import DataError
+from evaluators.proxy import Evaluation, over_budget
+from searchspace import nb201
+
+__all__ = ["NB201Table", "Row", "ENV", "CSV_NAME", "load_nb201"]
+
+ENV = "NAS_NB201"  # where the table is when --data does not say
+CSV_NAME = "nb201_cifar10_valid.csv"
+_COLUMNS = ("index", "arch", *nb201.DECISIONS, "valid_acc_200ep", "c10valid_test_acc_200ep",
+            "flops_M", "params_M")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One cell of the table (accuracies in percent, as published)."""
+
+    index: int  # the benchmark's own index, 0..15624
+    arch: str  # the benchmark's string
+    val: float  # cifar10-valid: validation accuracy after 200 epochs
+    test: float  # the same network on the 10,000 test images
+    flops_m: float  # multiply-adds (M) as the benchmark counts them (dead edges included)
+    params_m: float
+
+
+def _path(data: str | Path | None) -> Path:
+    given = data or os.environ.get(ENV)
+    if not given:
+        raise DataError(f"nb201-table needs NAS-Bench-201's table: pass --data "
+                        f"PATH/{CSV_NAME} (or its folder), or set ${ENV}")
+    path = Path(given)
+    if path.is_dir():
+        path = path / CSV_NAME
+    if not path.is_file():
+        raise DataError(f"{path}: no NAS-Bench-201 table there (expected {CSV_NAME}, or its "
+                        f"folder, via --data or ${ENV})")
+    return path
+
+
+def load_nb201(data: str | Path | None = None) -> dict[tuple[str, ...], Row]:
+    """The table, keyed by the six edge ops (e0..e5); DataError in one line if unreadable."""
+    path = _path(data)
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in _COLUMNS if c not in (reader.fieldnames or ())]
+            if missing:
+                raise DataError(f"{path}: not NAS-Bench-201's table (no column "
+                                f"{', '.join(missing)})")
+            table = {tuple(r[d] for d in nb201.DECISIONS):
+                     Row(int(r["index"]), r["arch"], float(r["valid_acc_200ep"]),
+                         float(r["c10valid_test_acc_200ep"]), float(r["flops_M"]),
+                         float(r["params_M"]))
+                     for r in reader}
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError, csv.Error) as exc:
+        raise DataError(f"{path}: cannot read the NAS-Bench-201 table ({exc})") from None
+    if len(table) != 5 ** len(nb201.DECISIONS):
+        raise DataError(f"{path}: {len(table):,} cells, NAS-Bench-201 has "
+                        f"{5 ** len(nb201.DECISIONS):,}")
+    return table
+
+
+class NB201Table:
+    """Scores ``nb201`` cells by NAS-Bench-201's 200-epoch validation accuracy.
+
+    Example:
+        >>> ev = NB201Table("shared/data/nb201")
+        >>> ev.row({"e0": "nor_conv_3x3", ...}).val  # doctest: +SKIP
+        91.5533
+    """
+
+    name = "nb201-table"
+    scores_any_genotype = False  # only the benchmark's own networks are in the table
+
+    def __init__(self, data: str | Path | None = None,
+                 limits: Mapping[str, float] | None = None) -> None:
+        self.data = data
+        self.limits = dict(limits or {})
+        self._table: dict[tuple[str, ...], Row] | None = None
+
+    def load(self) -> None:
+        """Read the table once (about 0.1 s); DataError names what to pass when it is absent."""
+        if self._table is None:
+            self._table = load_nb201(self.data)
+
+    def row(self, assignment: Mapping[str, Any]) -> Row | None:
+        """The table's row for an ``nb201`` assignment, or None when it is not one."""
+        self.load()
+        assert self._table is not None
+        return self._table.get(tuple(assignment.get(d) for d in nb201.DECISIONS))
+
+    def evaluate(self, g: searchspace.Genotype, seed: int = 0,
+                 assignment: Mapping[str, Any] | None = None) -> Evaluation:
+        """Look ``g`` up by its decisions; the seed is unused (the table is one number)."""
+        self.load()
+        start = time.perf_counter()
+        c = searchspace.cost(g)
+        why = over_budget(c, self.limits)
+        if why:
+            return Evaluation("rejected", c.madds, c.params, reason=why)
+        row = self.row(assignment or {})
+        if (g.resolution, g.num_classes, g.in_channels) != (32, 10, 3):
+            row = None  # the benchmark trained CIFAR-10 at 32x32 only
+        if row is None:
+            return Evaluation("failed", c.madds, c.params, device="table",
+                              reason="not a cell of NAS-Bench-201 (the table scores only the "
+                                     "nb201 space)")
+        return Evaluation("ok", c.madds, c.params, row.val / 100, "val",
+                          time.perf_counter() - start, 0.0, 200.0, "table")
