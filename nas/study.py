@@ -3,11 +3,14 @@
 Each trial stores its decisions (as Optuna params), the genotype YAML, multiply-adds,
 parameters, validation accuracy, seconds and any failure reason (as user attributes), and
 its budget constraint (``trial.set_constraint``). Over-budget proposals are told PRUNED with a
-positive constraint and never trained; failed candidates are told FAIL with their reason.
+positive constraint and never trained; failed candidates are told FAIL with their reason; a
+network whose key() was scored already is not trained again: its stored result is told
+(status ``reused``). A worker whose proposals train nothing ``MAX_IDLE`` times in a row stops.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,11 +26,14 @@ import searchspace
 from evaluators.proxy import Evaluation
 from nas.errors import UserError
 from nas.strategies import MULTI_OBJECTIVE, make
+from nas.strategies.base import NOTHING_NEW, mark_study
 
 __all__ = ["open_storage", "create_study", "run_worker", "Stop", "counts", "evaluated",
            "best_trial", "requeue_orphans", "JOURNAL"]
 
 JOURNAL = "study.journal"
+MAX_IDLE = 500  # proposals in a row that train nothing (over budget, already scored)
+TAKEN = ("training", "ok", "failed")  # statuses that claim a place and a network
 # (genotype, training seed, the decisions) -> Evaluation
 Evaluate = Callable[[searchspace.Genotype, int, dict[str, Any]], Evaluation]
 
@@ -75,8 +81,7 @@ def create_study(storage: BaseStorage, name: str, strategy: str, sampler=None,
 
 def claimed(study: optuna.Study) -> list[FrozenTrial]:
     """Trials that count towards --trials: evaluated, or being evaluated (rejected do not)."""
-    return [t for t in study.get_trials(deepcopy=False)
-            if t.user_attrs.get("status") in ("training", "ok", "failed")]
+    return [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("status") in TAKEN]
 
 
 def evaluated(study: optuna.Study) -> list[FrozenTrial]:
@@ -86,11 +91,12 @@ def evaluated(study: optuna.Study) -> list[FrozenTrial]:
 
 
 def counts(study: optuna.Study) -> dict[str, int]:
-    """How many trials are complete, rejected, failed and running."""
-    out = {"complete": 0, "rejected": 0, "failed": 0, "running": 0}
+    """How many trials are complete, rejected, reused, failed and running."""
+    out = {"complete": 0, "rejected": 0, "reused": 0, "failed": 0, "running": 0}
     for t in study.get_trials(deepcopy=False):
         status = t.user_attrs.get("status", "")
-        key = {"ok": "complete", "rejected": "rejected", "failed": "failed"}.get(status)
+        key = {"ok": "complete", "rejected": "rejected", "failed": "failed",
+               "reused": "reused"}.get(status)
         if key:
             out[key] += 1
         elif t.state == TrialState.RUNNING:
@@ -118,55 +124,106 @@ def requeue_orphans(study: optuna.Study) -> int:
     return n
 
 
-def _fits(space: searchspace.SearchSpace, limits: Mapping[str, float]
-          ) -> Callable[[dict[str, Any]], bool]:
-    from evaluators.proxy import over_budget
+def _budget_use(limits: Mapping[str, float]) -> Callable[[searchspace.Genotype], float]:
+    """genotype -> the largest cost / limit (<= 1 fits)."""
+    def use(g: searchspace.Genotype) -> float:
+        c = searchspace.cost(g)
+        return max((getattr(c, k) / v for k, v in limits.items()), default=0.0)
+    return use
 
-    def feasible(assignment: dict[str, Any]) -> bool:
-        return not over_budget(searchspace.cost(space.genotype(assignment)), limits)
-    return feasible
+
+def _scored(study: optuna.Study) -> dict[str, FrozenTrial]:
+    """The first scored (or failed) trial of each key."""
+    out: dict[str, FrozenTrial] = {}
+    for t in sorted(evaluated(study), key=lambda t: t.number):
+        out.setdefault(t.user_attrs.get("key", ""), t)
+    return out
 
 
 def run_worker(storage: BaseStorage, study_name: str, space: searchspace.SearchSpace,
                strategy: str, seed: int, evaluate: Evaluate, limits: Mapping[str, float],
-               stop: Stop, on_trial: Callable[[FrozenTrial], None] | None = None) -> int:
+               stop: Stop, on_trial: Callable[[FrozenTrial], None] | None = None,
+               log: Callable[[str], None] | None = None) -> int:
     """One worker's loop; returns how many candidates it evaluated."""
-    sampler = make(strategy, space=space, seed=seed, feasible=_fits(space, limits))
+    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    sampler = make(strategy, space=space, seed=seed, fits=_budget_use(limits))
     study = create_study(storage, study_name, strategy, sampler)
-    n = 0
+    mark_study(study, space)
+    n = idle = 0
     while not stop.reached(study):
+        if idle >= MAX_IDLE:
+            log(f"stopping: {idle} proposals in a row trained nothing (over the budget, or "
+                "scored already): the space has nothing new left under this budget")
+            break
         trial = study.ask()
         params = {k: trial.suggest_categorical(k, v) for k, v in space.decisions.items()}
         g = space.genotype(params)
         c = searchspace.cost(g)
-        for key, value in (("genotype", g.to_yaml()), ("key", g.key()), ("madds", c.madds),
-                           ("params", c.params)):
-            trial.set_user_attr(key, value)
-        for key, limit in limits.items():
-            trial.set_constraint(key, getattr(c, key) / limit - 1.0)
+        key = g.key()
+        for name, value in (("genotype", g.to_yaml()), ("key", key), ("madds", c.madds),
+                            ("params", c.params)):
+            trial.set_user_attr(name, value)
+        for name, limit in limits.items():
+            trial.set_constraint(name, getattr(c, name) / limit - 1.0)
+        exhausted = study._storage.get_trial_system_attrs(trial._trial_id).get(NOTHING_NEW)
         if any(getattr(c, k) > v for k, v in limits.items()):
             trial.set_user_attr("status", "rejected")
             study.tell(trial, state=TrialState.PRUNED)
+            idle += 1
+            if exhausted:
+                log(f"stopping: no network of the {space.name} space that fits the budget "
+                    "was found")
+                break
+            continue
+        prior = _scored(study).get(key)
+        if prior is not None:
+            _reuse(study, trial, prior)
+            idle += 1
+            if exhausted:
+                log(f"stopping: no new network of the {space.name} space that fits the budget "
+                    "was found (the space is exhausted, or nearly)")
+                break
             continue
         trial.set_user_attr("status", "training")
-        if stop.trials is not None and _surplus(study, trial.number, stop.trials):
+        lower = _settled_lower(study, trial.number)
+        if any(t.user_attrs.get("key") == key and t.user_attrs.get("status") in TAKEN
+               for t in lower):  # another worker took the same network first
+            trial.set_user_attr("status", "duplicate")
+            study.tell(trial, state=TrialState.PRUNED)
+            idle += 1
+            continue
+        if stop.trials is not None and _claims(lower) >= stop.trials:
             trial.set_user_attr("status", "surplus")
             study.tell(trial, state=TrialState.PRUNED)
             break
         result = evaluate(g, seed * 100_003 + trial.number, params)
         _record(study, trial, result, strategy)
         n += 1
+        idle = 0
         if on_trial is not None:
             on_trial(study.get_trials(deepcopy=False)[trial.number])
     return n
 
 
-def _surplus(study: optuna.Study, number: int, limit: int) -> bool:
-    """True when ``limit`` lower-numbered trials already claimed a place.
+def _reuse(study: optuna.Study, trial: optuna.Trial, prior: FrozenTrial) -> None:
+    """Tell ``trial`` the stored result of the same network (never trained twice)."""
+    for name in ("accuracy", "reason", "split"):
+        if name in prior.user_attrs:
+            trial.set_user_attr(name, prior.user_attrs[name])
+    trial.set_user_attr("reused_from", prior.number)
+    trial.set_user_attr("status", "reused")
+    if prior.state == TrialState.COMPLETE:
+        study.tell(trial, prior.values)
+    else:
+        study.tell(trial, state=TrialState.FAIL)
 
-    Decided by trial number, not by who checks first: a trial waits (milliseconds) until every
-    lower-numbered trial has said whether it trains, so two racing workers cannot both take
-    the last place.
+
+def _settled_lower(study: optuna.Study, number: int) -> list[FrozenTrial]:
+    """The trials numbered below ``number``, once each has said whether it trains.
+
+    A trial waits (milliseconds) until every lower-numbered trial has a status, so racing
+    workers decide by trial number, not by who checks first: two cannot both take the last
+    place of --trials, nor both train the same network.
     """
     deadline = time.time() + 30  # a worker that died between ask and its status
     while True:
@@ -174,10 +231,12 @@ def _surplus(study: optuna.Study, number: int, limit: int) -> bool:
         pending = [t for t in lower
                    if t.state == TrialState.RUNNING and "status" not in t.user_attrs]
         if not pending or time.time() > deadline:
-            break
+            return lower
         time.sleep(0.05)
-    claims = sum(t.user_attrs.get("status") in ("training", "ok", "failed") for t in lower)
-    return claims >= limit
+
+
+def _claims(trials: list[FrozenTrial]) -> int:
+    return sum(t.user_attrs.get("status") in TAKEN for t in trials)
 
 
 def _record(study: optuna.Study, trial: optuna.Trial, r: Evaluation, strategy: str) -> None:

@@ -164,7 +164,9 @@ def test_search_with_two_workers_and_resume(cifar_jpeg, tiny_profile, tmp_path) 
     (["--budget", "600Q"], "accepted forms"),
     (["--budget", "600M", "--strategy", "genetic"], "unknown strategy 'genetic'"),
     (["--budget", "600M", "--space", "nope"], "unknown space 'nope'"),
-    (["--budget", "600M", "--evaluator", "nope"], "unknown profile 'nope'"),
+    (["--budget", "600M", "--evaluator", "nope"], "unknown evaluator 'nope'"),
+    (["--budget", "2M-madds"], "cheapest has 0.69M madds, over the budget of"),
+    (["--budget", "0.5M-madds", "--no-scale"], "no network of the cells space fits"),
     (["--budget", "600M", "--storage", "redis://localhost"], "unsupported storage"),
     (["--budget", "600M", "--time", "soon"], "cannot read duration"),
     (["--budget", "600M", "--trials", "0"], "--trials must be at least 1"),
@@ -176,3 +178,15 @@ def test_search_bad_flags(args, needle, tmp_path) -> None:
     assert r.returncode == 2, r.stderr
     assert needle in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("strategy", NAMES)
+def test_a_budget_nothing_fits_stops_at_once(strategy) -> None:
+    storage = optuna.storages.InMemoryStorage()
+    lines: list[str] = []
+    n = run_worker(storage, "s", searchspace.load_space("cells"), strategy, 0,
+                   lambda g, s, a: pytest.fail("nothing should be trained"), {"madds": 1e3},
+                   Stop(trials=10), log=lines.append)
+    trials = optuna.load_study(study_name="s", storage=storage).get_trials()
+    assert n == 0 and len(trials) <= 2 and "fits the budget" in lines[0]
+    assert all(t.user_attrs["status"] == "rejected" for t in trials)

@@ -1,4 +1,16 @@
-"""What the NAS samplers share: the space as Optuna distributions, seeds, the budget check."""
+"""What the NAS samplers share: the space as Optuna distributions, seeds, the budget, new keys.
+
+Every proposal is judged before it is made: it must fit the budget and its genotype's key()
+must be one the study has not scored (nor is scoring). A strategy's own proposal is redrawn
+until it is; when the strategy has nothing new left, a random new network is proposed
+(uniform draws, then draws walked down in cost until they fit); only when none is found
+either does a scored one come back, the trial marked ``NOTHING_NEW``, and the search loop
+then reuses its stored result instead of training it again, and stops.
+
+A study is one of a space's when the NAS loop marked it so (``mark_study``) or when its trials
+assign the space's decisions; in any other study the samplers sample independently, as
+Optuna's sampler contract asks.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +25,17 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from searchspace import SearchSpace
+from searchspace import Genotype, SearchSpace
 
-__all__ = ["SpaceSampler", "Feasible", "distributions", "completed"]
+__all__ = ["SpaceSampler", "Distinct", "Fits", "distributions", "history", "taken_keys",
+           "BudgetedRandom", "NOTHING_NEW", "mark_study", "searches"]
 
-Feasible = Callable[[dict[str, Any]], bool]  # assignment -> fits the budget
-MAX_RESAMPLES = 200
+Fits = Callable[[Genotype], float]  # genotype -> budget use (max of cost / limit); <= 1 fits
+MAX_TRIES = 100  # redraws of a strategy's own proposal before a random new one
+MAX_RESAMPLES = 500  # random draws looking for a new network that fits
+TAKEN = ("training", "ok", "failed")  # statuses whose key is scored or being scored
+NOTHING_NEW = "nothing_new"  # trial system attribute: no new network fits the budget
+SPACE_ATTR = "nas:space"  # study system attribute: the space whose decisions it searches
 
 
 def distributions(space: SearchSpace) -> dict[str, BaseDistribution]:
@@ -26,11 +43,17 @@ def distributions(space: SearchSpace) -> dict[str, BaseDistribution]:
     return {name: CategoricalDistribution(choices) for name, choices in space.decisions.items()}
 
 
-def completed(study: Study) -> list[FrozenTrial]:
-    """Finished, scored, feasible trials in trial-number order (the state every sampler reads)."""
+def history(study: Study, space: SearchSpace) -> list[FrozenTrial]:
+    """Scored, feasible trials that assign every decision of ``space``, in completion order
+    (Real et al. age a population by completion, not by when a trial was asked)."""
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    ok = [t for t in trials if all(v <= 0 for v in t.constraints.values())]
-    return sorted(ok, key=lambda t: t.number)
+    ok = [t for t in trials if all(v <= 0 for v in t.constraints.values())
+          and t.user_attrs.get("status", "ok") == "ok"
+          and all(t.params.get(n, _MISSING) in c for n, c in space.decisions.items())]
+    return sorted(ok, key=lambda t: (t.datetime_complete or t.datetime_start, t.number))
+
+
+_MISSING = object()
 
 
 def objective(trial: FrozenTrial) -> float:
@@ -38,19 +61,101 @@ def objective(trial: FrozenTrial) -> float:
     return trial.values[0]
 
 
-class SpaceSampler(BaseSampler):
-    """A sampler that proposes whole assignments of a space, resampled inside the budget.
+def mark_study(study: Study, space: SearchSpace) -> None:
+    """Say that ``study`` searches ``space`` (so even its first trial is proposed whole)."""
+    study._storage.set_study_system_attr(study._study_id, SPACE_ATTR, space.name)
 
-    Subclasses implement ``propose(study, trial, rng)``; this class owns the Optuna plumbing
-    and the budget check. Randomness for a trial comes from (seed, trial number) only, so
-    proposals do not depend on which worker makes them.
+
+def searches(study: Study, space: SearchSpace, dists: dict[str, BaseDistribution]) -> bool:
+    """Whether ``study`` is a search of ``space``: marked so, or its trials assign every
+    decision with the space's own distributions."""
+    if study._storage.get_study_system_attrs(study._study_id).get(SPACE_ATTR) == space.name:
+        return True
+    for t in study.get_trials(deepcopy=False):
+        if t.distributions and all(t.distributions.get(n) == d for n, d in dists.items()):
+            return True
+    return False
+
+
+def taken_keys(study: Study) -> set[str]:
+    """Keys of the networks the study has scored or is scoring."""
+    return {t.user_attrs["key"] for t in study.get_trials(deepcopy=False)
+            if t.user_attrs.get("status") in TAKEN and "key" in t.user_attrs}
+
+
+class _Judge:
+    """Decodes an assignment once and remembers its budget use and its key."""
+
+    def __init__(self, space: SearchSpace, fits: Fits | None) -> None:
+        self.space, self.use = space, fits or (lambda g: 0.0)
+        self._memo: dict[tuple, tuple[float, str]] = {}
+        self._floor: float | None = None  # budget use of the space's cheapest network
+
+    def __call__(self, a: dict[str, Any]) -> tuple[float, str]:
+        k = tuple(a[n] for n in self.space.decisions)
+        if k not in self._memo:
+            if len(self._memo) > 100_000:
+                self._memo.clear()
+            g = self.space.genotype(a)
+            self._memo[k] = (self.use(g), g.key())
+        return self._memo[k]
+
+    def new(self, a: dict[str, Any], taken: set[str]) -> bool:
+        """Fits the budget, and not scored yet."""
+        use, key = self(a)
+        return use <= 1.0 and key not in taken
+
+    def random_new(self, rng: random.Random, taken: set[str], study: Study,
+                   trial: FrozenTrial) -> dict[str, Any]:
+        """A random new network inside the budget: uniform draws, then draws walked down in
+        cost (one decision at a time) until they fit. When none is found, a scored one (or,
+        when nothing fits, an over-budget one), and the trial is marked ``NOTHING_NEW``."""
+        fallback = None
+        for _ in range(MAX_RESAMPLES):
+            a = self.space.sample_assignment(rng)
+            use, key = self(a)
+            if use <= 1.0 and key not in taken:
+                return a
+            if use <= 1.0 and fallback is None:
+                fallback = a
+        if self._floor is None:
+            self._floor = self.use(self.space.cheapest(self.use))
+        for _ in range(20 if self._floor <= 1.0 else 0):
+            a = self._descend(self.space.sample_assignment(rng), rng)
+            if self.new(a, taken):
+                return a
+            if fallback is None and self(a)[0] <= 1.0:
+                fallback = a
+        study._storage.set_trial_system_attr(trial._trial_id, NOTHING_NEW, True)
+        return fallback or a
+
+    def _descend(self, a: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+        """Random single-decision changes that lower the budget use, until it fits."""
+        use = self(a)[0]
+        for _ in range(200):
+            if use <= 1.0:
+                break
+            name = rng.choice(list(self.space.decisions))
+            trial = {**a, name: rng.choice(self.space.decisions[name])}
+            if self(trial)[0] < use:
+                a, use = trial, self(trial)[0]
+        return a
+
+
+class SpaceSampler(BaseSampler):
+    """A sampler that proposes whole assignments of a space: new networks inside the budget.
+
+    Subclasses implement ``propose(study, trial, rng)``, one draw of the strategy; this class
+    redraws it until it is new and fits, and owns the Optuna plumbing. Randomness for a trial
+    comes from (seed, trial number) only, so the same seed gives the same search. Parameters
+    outside the space, or a study of other parameters, are sampled independently
+    (uniformly), as Optuna's sampler contract asks.
     """
 
-    def __init__(self, space: SearchSpace, seed: int = 0, feasible: Feasible | None = None
-                 ) -> None:
+    def __init__(self, space: SearchSpace, seed: int = 0, fits: Fits | None = None) -> None:
         self.space = space
         self.seed = seed
-        self.feasible = feasible or (lambda a: True)
+        self.judge = _Judge(space, fits)
         self._dists = distributions(space)
         self._fallback = RandomSampler(seed=seed)
 
@@ -58,41 +163,114 @@ class SpaceSampler(BaseSampler):
         """The random stream of one trial."""
         return random.Random(hash((self.seed, trial.number, salt)) & 0xFFFFFFFF)
 
-    def random_assignment(self, rng: random.Random) -> dict[str, Any]:
-        """A uniformly random assignment inside the budget (rejection sampling)."""
-        a = self.space.sample_assignment(rng)
-        for _ in range(MAX_RESAMPLES):
-            if self.feasible(a):
-                return a
-            a = self.space.sample_assignment(rng)
-        return a
+    def history(self, study: Study) -> list[FrozenTrial]:
+        """This study's scored trials of this space, in completion order."""
+        return history(study, self.space)
 
     @abc.abstractmethod
     def propose(self, study: Study, trial: FrozenTrial, rng: random.Random) -> dict[str, Any]:
-        """A full assignment for ``trial``, drawn with ``rng``."""
+        """One draw of the strategy: a full assignment for ``trial``, drawn with ``rng``."""
+
+    def propose_new(self, study: Study, trial: FrozenTrial) -> dict[str, Any]:
+        """The strategy's proposal, redrawn until it is new and fits (see the module doc)."""
+        rng = self.rng(trial)
+        taken = taken_keys(study)
+        for _ in range(MAX_TRIES):
+            a = self.propose(study, trial, rng)
+            if self.judge.new(a, taken):
+                return a
+        return self.judge.random_new(rng, taken, study, trial)
 
     # --- optuna.samplers.BaseSampler ---------------------------------------------------------
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial
                                     ) -> dict[str, BaseDistribution]:
-        return dict(self._dists)
+        return dict(self._dists) if searches(study, self.space, self._dists) else {}
 
     def sample_relative(self, study: Study, trial: FrozenTrial,
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
-        if not search_space:
-            return {}
-        proposal = self.propose(study, trial, self.rng(trial))
-        return {k: v for k, v in proposal.items() if k in search_space}
+        out = {}
+        if all(search_space.get(n) == d for n, d in self._dists.items()):
+            proposal = self.propose_new(study, trial)  # a search of this space: a whole network
+            out = dict(proposal)
+        for name, dist in search_space.items():
+            if name not in out:
+                out[name] = self._fallback.sample_independent(study, trial, name, dist)
+        return out
 
     def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
         return self._fallback.sample_independent(study, trial, param_name, param_distribution)
 
+    def reseed_rng(self) -> None:
+        self._fallback.reseed_rng()
+
 
 class BudgetedRandom(SpaceSampler):
-    """Uniform random search inside the budget: the baseline every strategy must beat."""
+    """Uniform random search over new networks inside the budget: the baseline to beat."""
 
     def propose(self, study: Study, trial: FrozenTrial, rng: random.Random) -> dict[str, Any]:
-        return self.random_assignment(rng)
+        return self.space.sample_assignment(rng)
+
+
+class Distinct(BaseSampler):
+    """Any Optuna sampler, made to propose new networks inside the budget.
+
+    The inner sampler (TPE, NSGA-II, ...) proposes as it would, each decision it leaves to
+    independent sampling filled in the way Optuna would fill it; a proposal that is scored
+    already or over the budget is redrawn, up to ``tries`` times, then a random new one is
+    taken. Every hook is passed on, so the inner sampler keeps its own bookkeeping.
+    """
+
+    def __init__(self, inner: BaseSampler, space: SearchSpace, seed: int = 0,
+                 fits: Fits | None = None, tries: int = 20) -> None:
+        self.inner, self.space, self.seed, self.tries = inner, space, seed, tries
+        self.judge = _Judge(space, fits)
+        self._dists = distributions(space)
+
+    def infer_relative_search_space(self, study: Study, trial: FrozenTrial
+                                    ) -> dict[str, BaseDistribution]:
+        inner = self.inner.infer_relative_search_space(study, trial)
+        if not searches(study, self.space, self._dists):
+            return inner
+        return {**inner, **self._dists}
+
+    def sample_relative(self, study: Study, trial: FrozenTrial,
+                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        if any(search_space.get(n) != d for n, d in self._dists.items()):
+            return self._draw(study, trial, search_space, search_space)  # not this space
+        relative = {n: d for n, d in self.inner.infer_relative_search_space(study, trial).items()
+                    if n in search_space}
+        taken = taken_keys(study)
+        a: dict[str, Any] = {}
+        for _ in range(self.tries):
+            a = self._draw(study, trial, relative, search_space)
+            if self.judge.new({n: a[n] for n in self._dists}, taken):
+                return a
+        rng = random.Random(hash((self.seed, trial.number, 1)) & 0xFFFFFFFF)
+        return {**a, **self.judge.random_new(rng, taken, study, trial)}
+
+    def _draw(self, study: Study, trial: FrozenTrial, relative: dict[str, BaseDistribution],
+              wanted: dict[str, BaseDistribution]) -> dict[str, Any]:
+        # always called, empty space or not: NSGA-II records a trial's generation here
+        out = self.inner.sample_relative(study, trial, relative)
+        for name, dist in wanted.items():
+            if name not in out:
+                out[name] = self.inner.sample_independent(study, trial, name, dist)
+        return {n: out[n] for n in wanted}
+
+    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: BaseDistribution) -> Any:
+        return self.inner.sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        self.inner.before_trial(study, trial)
+
+    def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState,
+                    values: list[float] | None) -> None:
+        self.inner.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.inner.reseed_rng()
 
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
