@@ -28,6 +28,7 @@ from nas.study import (
     JOURNAL,
     Stop,
     best_trial,
+    check_storage_url,
     counts,
     create_study,
     open_storage,
@@ -144,6 +145,8 @@ def check(cfg: SearchConfig):
         raise UserError("--trials must be at least 1")
     if cfg.workers < 1:
         raise UserError("--workers must be at least 1")
+    if cfg.storage:
+        check_storage_url(cfg.storage)
     if cfg.evaluator in evaluators.TABLES and (space.template != "nb201" or (
             space.resolution, space.num_classes) != (32, 10)):
         raise UserError(f"{ev.name} scores only NAS-Bench-201's own cells (32x32, 10 "

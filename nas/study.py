@@ -51,10 +51,22 @@ class Stop:
         return self.trials is not None and len(claimed(study)) >= self.trials
 
 
+_DATABASES = ("postgresql://", "postgresql+", "mysql://", "mysql+", "sqlite://")
+
+
+def check_storage_url(url: str | Path) -> None:
+    """UserError in one line for a URL of a kind no storage here speaks."""
+    text = str(url)
+    if "://" in text and not text.startswith(_DATABASES):
+        raise UserError(f"unsupported storage {text!r} (a journal file path, postgresql://, "
+                        "mysql:// or sqlite://)")
+
+
 def open_storage(url: str | Path) -> BaseStorage:
     """A journal file (a path: safe for several processes on one machine) or a database URL."""
     text = str(url)
-    if text.startswith(("postgresql://", "postgresql+", "mysql://", "mysql+", "sqlite://")):
+    check_storage_url(text)
+    if text.startswith(_DATABASES):
         try:
             return RDBStorage(text, heartbeat_interval=60, grace_period=180)
         except ImportError as exc:
@@ -63,9 +75,6 @@ def open_storage(url: str | Path) -> BaseStorage:
         except Exception as exc:  # SQLAlchemy raises many kinds for a bad URL or server
             line = " ".join(str(exc).split())[:200]
             raise UserError(f"cannot open storage {text!r}: {line}") from None
-    if "://" in text:
-        raise UserError(f"unsupported storage {text!r} (a journal file path, postgresql://, "
-                        "mysql:// or sqlite://)")
     path = Path(text)
     path.parent.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))

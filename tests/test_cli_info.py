@@ -40,7 +40,7 @@ def test_errors_are_one_line_without_traceback(tmp_path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("stem: {width: 16}\nstages:\n- {depth: 1, width: 8, cell: {nodes: "
                    "[{inputs: [2], op: conv}], outputs: [1]}}\n")
-    for args, needle in ((["info", "nope"], "neither a genotype file nor a zoo network"),
+    for args, needle in ((["info", "nope"], "is neither a genotype file, a zoo network"),
                          (["info", str(bad)], "stages[0].cell.nodes[0].inputs: node 2 does not"),
                          (["info", str(tmp_path / "x.yaml")], "no such file"),
                          (["frobnicate"], "invalid choice")):
