@@ -7,7 +7,7 @@
 ``--space nb201`` runs NAS-Bench-201's protocol: each search scores ``--trials`` distinct
 cells, the strategy sees the table's 200-epoch validation accuracy (``nb201-table``), and
 the table reports the best validation accuracy found (mean +- sd over seeds) beside the
-published results; ``--out`` also writes the table, the raw curves (JSON) and a plot of the
+published results; ``--out`` also writes the table, per-seed results and mean curves (JSON) and a plot of the
 best-so-far curves. Without it: the best value of a synthetic objective over the `cells`
 decisions inside a multiply-add budget (per-decision scores plus pairwise interactions).
 """
@@ -120,6 +120,22 @@ def run_nb201(args: argparse.Namespace) -> None:
         _write(Path(args.out), results, header, rows, note, args)
 
 
+def summarise(results: dict[str, list[dict]]) -> dict[str, dict]:
+    """Per strategy: each seed's best, repeats and seconds, and the mean and sd best-so-far
+    curve (what the table and plot are made of, without every seed's curve)."""
+    out = {}
+    for strategy, runs in results.items():
+        n = min(len(r["curve"]) for r in runs)
+        per_step = [[r["curve"][i] for r in runs] for i in range(n)]
+        out[strategy] = {
+            "best_per_seed": [r["curve"][-1] for r in runs],
+            **{k: [r[k] for r in runs] for k in ("reused", "trained_twice", "cells_twice",
+                                                  "seconds")},
+            "mean_curve": [round(statistics.mean(v), 3) for v in per_step],
+            "sd_curve": [round(statistics.pstdev(v), 3) for v in per_step]}
+    return out
+
+
 def _write(out: Path, results: dict, header: tuple, rows: list, note: str,
            args: argparse.Namespace) -> None:
     import platform
@@ -137,8 +153,11 @@ def _write(out: Path, results: dict, header: tuple, rows: list, note: str,
            f"{platform.python_version()}")
     command = (f"python benchmarks/strategies.py --space nb201 --seeds {args.seeds} "
                f"--trials {args.trials} --jobs {args.jobs} --out {args.out}")
-    (out / "strategies.json").write_text(json.dumps(
-        {"command": command, "environment": env, "results": results}, indent=1))
+    rows_json = ",\n".join(f"  {json.dumps(k)}: {json.dumps(v)}"
+                            for k, v in summarise(results).items())  # one line a strategy
+    (out / "strategies.json").write_text(
+        f'{{"command": {json.dumps(command)}, "environment": {json.dumps(env)},\n'
+        f' "results": {{\n{rows_json}\n}}}}\n')
     md = ["# Strategies on NAS-Bench-201", "", f"`{command}`", "", f"- {env}",
           f"- date: {time.strftime('%Y-%m-%d')}", "",
           "| " + " | ".join(header) + " |", "|" + "---|" + "---:|" * (len(header) - 1)]

@@ -43,6 +43,9 @@ def distributions(space: SearchSpace) -> dict[str, BaseDistribution]:
     return {name: CategoricalDistribution(choices) for name, choices in space.decisions.items()}
 
 
+_MISSING = object()
+
+
 def history(study: Study, space: SearchSpace) -> list[FrozenTrial]:
     """Scored, feasible trials that assign every decision of ``space``, in completion order
     (Real et al. age a population by completion, not by when a trial was asked)."""
@@ -51,9 +54,6 @@ def history(study: Study, space: SearchSpace) -> list[FrozenTrial]:
           and t.user_attrs.get("status", "ok") == "ok"
           and all(t.params.get(n, _MISSING) in c for n, c in space.decisions.items())]
     return sorted(ok, key=lambda t: (t.datetime_complete or t.datetime_start, t.number))
-
-
-_MISSING = object()
 
 
 def objective(trial: FrozenTrial) -> float:
