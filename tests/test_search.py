@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import multiprocessing as mp
+import random
 import statistics
 import subprocess
 import sys
@@ -98,9 +99,58 @@ def test_samplers_derive_their_state_from_the_study() -> None:
         assert a == b
 
 
-def random_for(trial):
-    import random
+def _nb201_study(cells: list[tuple[dict, float]]) -> optuna.Study:
+    from nas.strategies.base import distributions
 
+    space = searchspace.load_space("nb201")
+    study = optuna.create_study(direction="maximize")
+    for params, value in cells:
+        study.add_trial(optuna.trial.create_trial(
+            params=params, distributions=distributions(space), value=value))
+    return study
+
+
+def test_evolution_keeps_the_best_network_among_the_contestants() -> None:
+    from nas.strategies.evolution import RegularizedEvolution
+
+    space = searchspace.load_space("nb201")
+    best = dict.fromkeys(space.decisions, "nor_conv_3x3")
+    others = [dict.fromkeys(space.decisions, "avg_pool_3x3") for _ in range(10)]
+    for i, o in enumerate(others):  # ten younger, worse networks, each far from the best
+        o[f"e{i % 6}"] = "skip_connect" if i < 6 else "nor_conv_1x1"
+    study = _nb201_study([(best, 0.95)] + [(o, 0.5 + i / 100) for i, o in enumerate(others)])
+    trial = study.get_trials(deepcopy=False)[-1]
+
+    def near_best(elite: bool) -> int:
+        sampler = RegularizedEvolution(space, seed=0, elite=elite)
+        children = [sampler.propose(study, trial, random.Random(i)) for i in range(200)]
+        return sum(sum(c[n] != best[n] for n in best) == 1 for c in children)
+
+    # aged out of the population, the best still wins the tournaments it enters (5 of 11)
+    assert near_best(elite=False) == 0 and 60 < near_best(elite=True) < 120
+
+
+def test_rl_imitates_the_best_network_it_has_seen() -> None:
+    from nas.strategies.rl import ReinforceController
+
+    space = searchspace.load_space("nb201")
+    best = dict.fromkeys(space.decisions, "nor_conv_3x3")
+    ops = space.decisions["e0"]
+    rest = [{n: ops[(i + j) % len(ops)] for j, n in enumerate(space.decisions)}
+            for i in range(12)]
+
+    def logp_of_best(imitation: float) -> float:
+        rl = ReinforceController(space, seed=0, imitation=imitation)
+        rl.learn(best, 0.95)
+        for i, p in enumerate(rest):
+            rl.learn(p, 0.85 + (i % 3) / 100)
+        return rl.policy(rl._index(best))[1].item()
+
+    # the first network only sets the baseline; imitation is what makes the policy learn it
+    assert logp_of_best(1.0) > logp_of_best(0.0) + 2.0
+
+
+def random_for(trial):
     return random.Random(trial.number)
 
 

@@ -8,7 +8,10 @@ baseline and divided by a moving average of its spread, so a step's size follows
 better than usual a network was, not the reward's units (with Adam and a raw advantage, one
 of 0.01 moved the policy as far as one of 0.4). Updates may average a batch of networks
 (ENAS; one a step measured best for searches of about 100 networks), and an entropy bonus
-keeps the policy exploring.
+keeps the policy exploring. Each step also pushes toward the best network so far, by as
+much as it beats the baseline (self-imitation learning, Oh et al. 2018): a factorised policy
+otherwise drifts away from a good network it drew once, and a search of 100 networks has no
+draws to spare.
 
 The state is incremental: each completed trial is used once, in completion order, whatever
 its number, so parallel workers never replay the study from scratch; a resumed run replays
@@ -72,21 +75,26 @@ class Controller(nn.Module):
 
 
 class ReinforceController(SpaceSampler):
-    """REINFORCE with a normalised moving-average advantage, batches and an entropy bonus.
+    """REINFORCE with a normalised moving-average advantage, batches, an entropy bonus and
+    self-imitation of the best network so far (``imitation`` weighs it; 0 turns it off).
 
     The default policy is factorised (independent logits per decision, as NAS-Bench-201's own
     REINFORCE baseline): on NAS-Bench-201 with 100 networks a search it found better cells
     than the LSTM (``factorised=False``; Zoph & Le's), 91.46 against about 91.39 on seeds
-    that took no part in choosing (``benchmarks/strategies.py --space nb201``).
+    that took no part in choosing (``benchmarks/strategies.py --space nb201``). Self-imitation
+    raised it from 91.42 to 91.50 on seeds 200-399 and gives 91.53 on the reported seeds
+    0-99 (imitating the 3 or 5 best, or the best twice as hard: 91.45-91.47).
     """
 
     def __init__(self, space, seed: int = 0, fits=None, lr: float = 0.2,
                  baseline_decay: float = 0.9, entropy_weight: float = 1e-3,
-                 factorised: bool = True, batch: int = 1, warmup: int = 5) -> None:
+                 factorised: bool = True, batch: int = 1, warmup: int = 5,
+                 imitation: float = 1.0) -> None:
         super().__init__(space, seed, fits)
         self.names = list(space.decisions)
         self.lr, self.decay, self.entropy_weight = lr, baseline_decay, entropy_weight
         self.factorised, self.batch, self.warmup = factorised, batch, warmup
+        self.imitation = imitation
         self._reset(None)
 
     def _reset(self, study_id: Any) -> None:
@@ -99,7 +107,9 @@ class ReinforceController(SpaceSampler):
         self.baseline: float | None = None
         self.spread: float | None = None
         self.used: set[int] = set()  # trial numbers already learned from
-        self.pending: list[tuple[dict[str, Any], float]] = []
+        self.pending: list[tuple[dict[str, Any], float]] = []  # (network, advantage)
+        self.best: tuple[dict[str, Any], float] | None = None  # (network, reward) so far
+        self.steps = 0  # networks learned from since the last policy step
         self._study_id = study_id
 
     def _index(self, params: dict[str, Any]) -> list[int]:
@@ -124,16 +134,23 @@ class ReinforceController(SpaceSampler):
     def learn(self, params: dict[str, Any], reward: float) -> None:
         """Take one evaluated assignment into account (a policy step every ``batch``)."""
         self.pending.append((params, self._advantage(reward)))
-        if len(self.pending) < self.batch:
+        if self.best is None or reward > self.best[1]:
+            self.best = (params, reward)
+        elif self.imitation > 0 and self.spread:
+            lead = (self.best[1] - self.baseline) / self.spread
+            if lead > 0:
+                self.pending.append((self.best[0], self.imitation * min(3.0, lead)))
+        self.steps += 1
+        if self.steps < self.batch:
             return
         loss = torch.zeros(())
         for p, advantage in self.pending:
             _, logp, entropy = self.policy(self._index(p))
             loss = loss - (advantage * logp + self.entropy_weight * entropy)
         self.opt.zero_grad()
-        (loss / len(self.pending)).backward()
+        (loss / self.steps).backward()  # per network, imitation included
         self.opt.step()
-        self.pending = []
+        self.pending, self.steps = [], 0
 
     def _catch_up(self, study: Study) -> int:
         study_id = (id(study._storage), study._study_id)
