@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import math
 import time
@@ -9,14 +10,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 import searchspace
 from evaluators.data import Split, load_final, load_search
 from evaluators.recipe import Recipe
-from evaluators.train import Diverged, EpochLog, TrainResult, pick_device, train
+from evaluators.train import Diverged, EpochLog, TooSlow, TrainResult, pick_device, train
 
-__all__ = ["Evaluation", "ProxyEvaluator", "over_budget"]
+__all__ = ["Evaluation", "ProxyEvaluator", "over_budget", "subset"]
+
+SUBSET_SEED = 0  # which training images a recipe's train_subset picks: fixed, not per trial
 
 
 @dataclass(frozen=True)
@@ -75,9 +79,10 @@ class ProxyEvaluator:
         """The data, loaded on first use: train/val for search profiles, train/test for final."""
         if self._split is None:
             if self.recipe.split == "search":
-                self._split = load_search(self.data, self.recipe.val_size)
+                split = load_search(self.data, self.recipe.val_size)
             else:
-                self._split = load_final(self.data)
+                split = load_final(self.data)
+            self._split = subset(split, self.recipe.train_subset)
         return self._split
 
     @property
@@ -107,19 +112,29 @@ class ProxyEvaluator:
         if why:
             return Evaluation("rejected", c.madds, c.params, reason=why)
         result, reason = self._train(g, seed)
-        if result is None:
+        if reason:
             return Evaluation("failed", c.madds, c.params, split=self.split.eval_name,
+                              seconds=result.seconds if result else 0.0,
+                              images_per_s=result.images_per_s if result else 0.0,
                               reason=reason, device=str(self.device))
         return Evaluation("ok", c.madds, c.params, result.accuracy, self.split.eval_name,
                           result.seconds, result.images_per_s, result.epochs, result.device)
 
-    def train(self, g: searchspace.Genotype, seed: int = 0, recipe: Recipe | None = None
-              ) -> TrainResult:
-        """Train and score ``g`` (no budget check); raises Diverged or OutOfMemoryError."""
+    def train(self, g: searchspace.Genotype, seed: int = 0, recipe: Recipe | None = None,
+              guard: bool = False) -> TrainResult:
+        """Train and score ``g`` (no budget check); raises Diverged or OutOfMemoryError.
+
+        The recipe's time limit applies only with ``guard`` (a search's candidates: TooSlow);
+        a network a user asked for (`nas train`, `nas compare`) always trains to the end.
+        """
+        recipe = recipe or self.recipe
+        if not guard:
+            recipe = recipe.replace(time_limit=0.0)
         target = self.trained_genotype(g)
+        torch.manual_seed(seed)  # the seed sets the initial weights too
         model = searchspace.build(target)
-        return train(model, self.split, recipe or self.recipe, target.resolution, self.device,
-                     seed, self.progress)
+        return train(model, self.split, recipe, target.resolution, self.device, seed,
+                     self.progress)
 
     def _train(self, g: searchspace.Genotype, seed: int) -> tuple[TrainResult | None, str]:
         self.split  # noqa: B018 - load the data before the clock starts
@@ -127,9 +142,12 @@ class ProxyEvaluator:
         for attempt in range(2):
             start = time.perf_counter()
             try:
-                result = self.train(g, seed, recipe)
+                result = self.train(g, seed, recipe, guard=True)
             except Diverged as exc:
                 return None, f"diverged: {exc}"
+            except TooSlow as exc:
+                return TrainResult(math.nan, math.nan, time.perf_counter() - start,
+                                   exc.images_per_s, 0.0, str(self.device)), str(exc)
             except torch.cuda.OutOfMemoryError:
                 _free()
                 if attempt == 0 and recipe.batch_size > 1:
@@ -143,6 +161,15 @@ class ProxyEvaluator:
                 return None, "accuracy is not finite"
             return result, ""
         return None, "out of GPU memory"
+
+
+def subset(split: Split, n: int) -> Split:
+    """``split`` training on ``n`` of its training images (0: all): the same images for every
+    candidate and every seed, so scores differ only by the network and its seed."""
+    if not n or n >= len(split.train_y):
+        return split
+    pick = np.sort(np.random.default_rng(SUBSET_SEED).permutation(len(split.train_y))[:n])
+    return dataclasses.replace(split, train_x=split.train_x[pick], train_y=split.train_y[pick])
 
 
 def _free() -> None:

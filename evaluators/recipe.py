@@ -41,7 +41,7 @@ class Recipe:
     width_mult: float = 1.0  # channels x this during the proxy (search profiles only)
     resolution: int = 0  # input side during the proxy; 0 = the genotype's own
     eval_batch_size: int = 1000
-    time_limit: float = 0.0  # seconds of training after which the run stops early; 0 = none
+    time_limit: float = 0.0  # a search fails a candidate that would train longer; 0 = none
     device: str = ""  # "cpu" or "cuda"; empty = CUDA when present
 
     def __post_init__(self) -> None:

@@ -23,11 +23,22 @@ from evaluators.augment import random_crop_flip, to_input
 from evaluators.data import MEAN, STD, Split
 from evaluators.recipe import Recipe
 
-__all__ = ["train", "evaluate", "TrainResult", "EpochLog", "Diverged", "pick_device"]
+__all__ = ["train", "evaluate", "TrainResult", "EpochLog", "Diverged", "TooSlow", "pick_device"]
+
+CHECK_EVERY = 8  # steps between checks of the time guard
 
 
 class Diverged(RuntimeError):
     """The loss became NaN or infinite: the candidate ends with this reason."""
+
+
+class TooSlow(RuntimeError):
+    """The run would not finish its schedule within the recipe's time limit."""
+
+    def __init__(self, images_per_s: float, projected: float, limit: float) -> None:
+        super().__init__(f"too slow: {images_per_s:,.0f} images/s, {projected:,.0f} s to "
+                         f"finish the schedule, over the time limit of {limit:g} s")
+        self.images_per_s = images_per_s
 
 
 @dataclass(frozen=True)
@@ -92,14 +103,14 @@ def train(model: nn.Module, split: Split, recipe: Recipe, resolution: int, devic
           seed: int = 0, progress: Callable[[EpochLog], None] | None = None) -> TrainResult:
     """Train ``model`` on ``split`` by ``recipe`` and score it on the split's eval images.
 
+    The score depends only on the model's initial weights, ``split``, ``recipe`` and ``seed``:
+    the schedule always runs to its last step. ``recipe.time_limit`` is a guard, not a length:
+    a run whose measured pace would overrun it raises TooSlow (early, so little time is lost).
     Raises Diverged when the loss stops being finite.
     """
     torch.manual_seed(seed)
     cuda = device.type == "cuda"
     x, y, ex, ey = _to_device(split, device)
-    if recipe.train_subset and recipe.train_subset < len(y):
-        pick = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
-        x, y = x[pick[: recipe.train_subset].to(device)], y[pick[: recipe.train_subset].to(device)]
     mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
     std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
     model = model.to(device, memory_format=torch.channels_last)
@@ -116,7 +127,7 @@ def train(model: nn.Module, split: Split, recipe: Recipe, resolution: int, devic
     gen = torch.Generator(device=device).manual_seed(seed)
     history: list[EpochLog] = []
     start = time.perf_counter()
-    step, seen = 0, 0
+    step, seen, first = 0, 0, start
     epochs = math.ceil(total / steps_per_epoch)
     model.train()
     for epoch in range(epochs):
@@ -125,9 +136,12 @@ def train(model: nn.Module, split: Split, recipe: Recipe, resolution: int, devic
         correct = torch.zeros((), device=device)
         count = 0
         for i in range(steps_per_epoch):
-            if step >= total or (recipe.time_limit and i % 8 == 0 and
-                                 time.perf_counter() - start > recipe.time_limit):
+            if step >= total:
                 break
+            if recipe.time_limit and step == 1:
+                first = time.perf_counter()  # the pace is measured after the first step
+            elif recipe.time_limit and step % CHECK_EVERY == 0:
+                _guard(start, first, step, total, bs, recipe.time_limit)
             idx = order[i * bs:(i + 1) * bs]
             xb = random_crop_flip(x[idx], recipe.crop_pad, recipe.flip, gen)
             xb = to_input(xb, mean, std, resolution, True)
@@ -155,8 +169,6 @@ def train(model: nn.Module, split: Split, recipe: Recipe, resolution: int, devic
         history.append(log)
         if progress is not None:
             progress(log)
-        if recipe.time_limit and elapsed > recipe.time_limit:
-            break  # a slow candidate stops early and is scored on what it learned
     if cuda:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
@@ -164,6 +176,17 @@ def train(model: nn.Module, split: Split, recipe: Recipe, resolution: int, devic
     acc = evaluate(final, ex, ey, mean, std, resolution, recipe.eval_batch_size, recipe.tta_flip)
     return TrainResult(acc, history[-1].loss if history else float("nan"), seconds,
                        seen / seconds, step / steps_per_epoch, str(device), history, final)
+
+
+def _guard(start: float, first: float, step: int, total: int, batch: int, limit: float
+           ) -> None:
+    """TooSlow when ``total`` steps at the pace since the first step would overrun ``limit``
+    (the first step pays one-off costs, so it does not set the pace)."""
+    now = time.perf_counter()
+    per_step = (now - first) / (step - 1)
+    projected = now - start + per_step * (total - step)
+    if projected > limit:
+        raise TooSlow(batch / per_step, projected, limit)
 
 
 @torch.no_grad()

@@ -190,6 +190,23 @@ def test_search_cli_end_to_end(cifar_jpeg, tiny_profile, tmp_path) -> None:
     assert (out / "compare" / "pareto.png").is_file()
 
 
+def test_the_same_search_twice_gives_the_same_trials(cifar_jpeg, tiny_profile, tmp_path
+                                                     ) -> None:
+    runs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        r = _nas("search", "--budget", "300M", "--trials", "3", "--strategy", "evolution",
+                 "--seed", "7", "--evaluator", str(tiny_profile), "--data", str(cifar_jpeg),
+                 "--baselines", "", "--out", str(out))
+        assert r.returncode == 0, r.stderr
+        rows = list(csv.DictReader(open(out / "trials.csv")))
+        for row in rows:  # wall-clock measurements of this machine, not of the network
+            del row["seconds"], row["images_per_s"]
+        runs.append(rows)
+    assert runs[0] == runs[1] and len(runs[0]) >= 3
+    assert all(row["accuracy"] for row in runs[0] if row["status"] == "ok")
+
+
 def test_search_with_two_workers_and_resume(cifar_jpeg, tiny_profile, tmp_path) -> None:
     out = tmp_path / "run"
     common = ["--evaluator", str(tiny_profile), "--data", str(cifar_jpeg)]

@@ -71,6 +71,33 @@ def test_a_diverging_candidate_fails_with_a_reason(cifar_jpeg) -> None:
     assert result.status == "failed" and "diverged" in result.reason
 
 
+def test_a_score_depends_only_on_network_seed_recipe_and_data(cifar_jpeg) -> None:
+    recipe = load_profile("proxy-cpu").replace(**{**TINY, "train_subset": 512})
+    ev = ProxyEvaluator(recipe, data=cifar_jpeg)
+    g = _tiny_net()
+    first = ev.evaluate(g, seed=3).accuracy
+    torch.manual_seed(12345)  # whatever ran before (another trial) must not matter
+    assert ProxyEvaluator(recipe, data=cifar_jpeg).evaluate(g, seed=3).accuracy == first
+    assert ev.train(g, seed=3).accuracy == first  # `nas train G --seed 3` reproduces it
+    assert ev.evaluate(g, seed=4).accuracy != first
+    # one training subset for every candidate and seed, not a draw per trial
+    assert len(ev.split.train_y) == 512
+    again = ProxyEvaluator(recipe.replace(epochs=0.5), data=cifar_jpeg).split
+    assert (again.train_x == ev.split.train_x).all()
+
+
+def test_a_too_slow_candidate_fails_early_with_its_throughput(cifar_jpeg) -> None:
+    recipe = load_profile("proxy-cpu").replace(**{**TINY, "train_subset": 4096,
+                                                  "time_limit": 0.2})
+    ev = ProxyEvaluator(recipe, data=cifar_jpeg)
+    result = ev.evaluate(_tiny_net())
+    assert result.status == "failed" and result.reason.startswith("too slow:"), result.reason
+    assert "over the time limit of 0.2 s" in result.reason
+    assert result.images_per_s > 0 and result.seconds < 5
+    # a network a user asks for trains to the end: no guard outside a search
+    assert ev.train(_tiny_net(), recipe=recipe.replace(train_subset=256)).epochs == 1
+
+
 def test_reduced_width_and_resolution(cifar_jpeg) -> None:
     recipe = load_profile("proxy-cpu").replace(**{**TINY, "width_mult": 0.5, "resolution": 24,
                                                   "train_subset": 256})
