@@ -7,9 +7,10 @@
 ``--space nb201`` runs NAS-Bench-201's protocol: each search scores ``--trials`` distinct
 cells, the strategy sees the table's 200-epoch validation accuracy (``nb201-table``), and
 the table reports the best validation accuracy found (mean +- sd over seeds) beside the
-published results; ``--out`` also writes the table, per-seed results and mean curves (JSON) and a plot of the
-best-so-far curves. Without it: the best value of a synthetic objective over the `cells`
-decisions inside a multiply-add budget (per-decision scores plus pairwise interactions).
+published results; ``--out`` also writes the table, per-seed results and mean curves (JSON)
+and a plot of the best-so-far curves. Without it: the best value of a synthetic objective
+over the `cells` decisions inside a multiply-add budget (per-decision scores plus pairwise
+interactions).
 """
 
 from __future__ import annotations
@@ -43,13 +44,14 @@ def _quiet(line: str) -> None:
     pass
 
 
-def nb201_search(strategy: str, seed: int, trials: int, ev: NB201Table) -> dict:
-    """One search: best-so-far validation accuracy (%) per scored cell, and what it repeated."""
+def nb201_search(strategy: str, seed: int, trials: int, ev: NB201Table, screen=None) -> dict:
+    """One search: best-so-far validation accuracy (%) per scored cell, and what it repeated
+    (``screen``: each trial's cell picked among several proposals)."""
     space = searchspace.load_space("nb201")
     storage = optuna.storages.InMemoryStorage()
     start = time.perf_counter()
     run_worker(storage, "bench", space, strategy, seed, ev.evaluate, {}, Stop(trials=trials),
-               log=_quiet)
+               log=_quiet, screen=screen)
     seconds = time.perf_counter() - start
     trials_ = sorted(optuna.load_study(study_name="bench", storage=storage).get_trials(
         deepcopy=False), key=lambda t: t.number)

@@ -18,7 +18,7 @@ from evaluators.data import Split, load_final, load_search
 from evaluators.recipe import Recipe
 from evaluators.train import Diverged, EpochLog, TooSlow, TrainResult, pick_device, train
 
-__all__ = ["Evaluation", "ProxyEvaluator", "over_budget", "subset"]
+__all__ = ["Evaluation", "ProxyEvaluator", "over_budget", "subset", "held_out"]
 
 SUBSET_SEED = 0  # which training images a recipe's train_subset picks: fixed, not per trial
 
@@ -30,7 +30,7 @@ class Evaluation:
     status: str  # "ok", "rejected" (over budget, never built) or "failed" (with a reason)
     madds: int  # of the genotype itself (the budget applies to it)
     params: int
-    accuracy: float | None = None  # on "val" (search profiles) or "test" (final profiles)
+    accuracy: float | None = None  # on "val" or "holdout" (search profiles), "test" (final)
     split: str = "val"
     seconds: float = 0.0  # build, train and score
     images_per_s: float = 0.0  # training throughput
@@ -66,8 +66,10 @@ class ProxyEvaluator:
 
     def __init__(self, recipe: Recipe, data: str | Path | None = None,
                  limits: Mapping[str, float] | None = None, device: str | None = None,
-                 progress: Callable[[EpochLog], None] | None = None) -> None:
+                 progress: Callable[[EpochLog], None] | None = None,
+                 reporting: bool = False) -> None:
         self.recipe = recipe
+        self.reporting = reporting  # score on the held-out validation images (search split)
         self.data = data
         self.limits = dict(limits or {})
         self.device = pick_device(device or recipe.device or None)
@@ -76,10 +78,13 @@ class ProxyEvaluator:
 
     @property
     def split(self) -> Split:
-        """The data, loaded on first use: train/val for search profiles, train/test for final."""
+        """The data, loaded on first use: train/val for search profiles (the validation images
+        a search chooses by, or with ``reporting`` the ones held out from it), train/test for
+        final ones."""
         if self._split is None:
             if self.recipe.split == "search":
-                split = load_search(self.data, self.recipe.val_size)
+                split = held_out(load_search(self.data, self.recipe.val_size),
+                                 self.recipe.holdout, self.reporting)
             else:
                 split = load_final(self.data)
             self._split = subset(split, self.recipe.train_subset)
@@ -170,6 +175,19 @@ def subset(split: Split, n: int) -> Split:
         return split
     pick = np.sort(np.random.default_rng(SUBSET_SEED).permutation(len(split.train_y))[:n])
     return dataclasses.replace(split, train_x=split.train_x[pick], train_y=split.train_y[pick])
+
+
+def held_out(split: Split, fraction: float, reporting: bool) -> Split:
+    """``split`` scored on the ``fraction`` of its validation images kept from the search
+    (``reporting``), or on the others: a winner is reported on images that took no part in
+    choosing it."""
+    n = round(fraction * len(split.eval_y))
+    if not 0 < n < len(split.eval_y):
+        return split
+    order = np.random.default_rng(SUBSET_SEED).permutation(len(split.eval_y))
+    pick = np.sort(order[:n] if reporting else order[n:])
+    return dataclasses.replace(split, eval_x=split.eval_x[pick], eval_y=split.eval_y[pick],
+                               eval_name="holdout" if reporting else "val")
 
 
 def _free() -> None:

@@ -38,6 +38,7 @@ class Recipe:
     flip: bool = True  # random horizontal flips
     train_subset: int = 0  # train on this many images of the training split; 0 = all
     val_size: int = 5000  # validation images held out of the training images (search split)
+    holdout: float = 0.4  # fraction of those kept from the search, for proxy-level reports
     width_mult: float = 1.0  # channels x this during the proxy (search profiles only)
     resolution: int = 0  # input side during the proxy; 0 = the genotype's own
     eval_batch_size: int = 1000
@@ -49,6 +50,9 @@ class Recipe:
             raise RecipeError(f"{self.name}: split must be 'search' or 'final'")
         if self.decay not in ("linear", "cosine"):
             raise RecipeError(f"{self.name}: decay must be 'linear' or 'cosine'")
+        if not 0 <= self.holdout < 1:
+            raise RecipeError(f"{self.name}: holdout is a fraction of the validation images, "
+                              "from 0 up to (not including) 1")
         if self.epochs <= 0 or self.batch_size < 1 or self.lr <= 0:
             raise RecipeError(f"{self.name}: epochs, batch_size and lr must be positive")
 

@@ -23,7 +23,8 @@ from evaluators.proxy import ProxyEvaluator
 from evaluators.recipe import Recipe
 from nas.report_table import human, plain_log_axis
 
-__all__ = ["Entry", "Row", "compare", "pareto", "DEFAULT_BASELINES", "write_report"]
+__all__ = ["Entry", "Row", "compare", "pareto", "DEFAULT_BASELINES", "write_report",
+           "reporting_evaluator"]
 
 DEFAULT_BASELINES = ("resnet20", "resnet56", "resnet110", "mobilenetv2", "densenet100", "vgg16",
                      "inception", "efficientnet_b0")
@@ -56,14 +57,21 @@ class Row:
     key: str = ""
 
 
-def _cache_path(folder: Path, g: searchspace.Genotype, recipe: Recipe, seed: int,
+def _cache_path(folder: Path, g: searchspace.Genotype, ev: ProxyEvaluator, seed: int,
                 data_key: str) -> Path:
-    return folder / "cache" / f"{g.key()}-{recipe.name}-s{seed}-{data_key}.json"
+    part = ev.split.eval_name  # "holdout", "val" or "test": a score is of its images
+    return folder / "cache" / f"{g.key()}-{ev.recipe.name}-{part}-s{seed}-{data_key}.json"
+
+
+def reporting_evaluator(recipe: Recipe, data: Any, device: Any = None) -> ProxyEvaluator:
+    """The evaluator a comparison reports by: a search profile scores on the validation
+    images held out from every search, a final one on the test images."""
+    return ProxyEvaluator(recipe, data=data, device=device, reporting=True)
 
 
 def _train_cached(ev: ProxyEvaluator, g: searchspace.Genotype, seed: int, folder: Path,
                   data_key: str) -> dict[str, Any]:
-    path = _cache_path(folder, g, ev.recipe, seed, data_key)
+    path = _cache_path(folder, g, ev, seed, data_key)
     if path.is_file():
         return json.loads(path.read_text())
     result = ev.train(g, seed)
@@ -126,7 +134,7 @@ def compare(entries: list[Entry], ev: ProxyEvaluator, seeds: int, folder: Path,
     for e in entries:
         records = []
         for seed in range(seeds):
-            cached = _cache_path(folder, e.genotype, ev.recipe, seed, data_key).is_file()
+            cached = _cache_path(folder, e.genotype, ev, seed, data_key).is_file()
             start = time.perf_counter()
             records.append(_train_cached(ev, e.genotype, seed, folder, data_key))
             done += 1
@@ -182,7 +190,8 @@ def _plot(rows: list[Row], x: str, path: Path, xlabel: str, ylabel: str, title: 
 def write_report(rows: list[Row], recipe: Recipe, data: str | None, seeds: int,
                  wall: float, folder: Path, environment: str, command: str) -> dict:
     """report.md, pareto.png, params.png and results.json in ``folder``."""
-    metric = "test" if recipe.split == "final" else "validation"
+    metric = ("test" if recipe.split == "final" else
+              "held-out validation" if recipe.holdout else "validation")
     ylabel = f"{metric} accuracy (%)"
     kind = "final" if recipe.split == "final" else "search-proxy"
     _plot(rows, "madds", folder / "pareto.png", "multiply-adds (millions, log scale)", ylabel,
@@ -203,7 +212,9 @@ def write_report(rows: list[Row], recipe: Recipe, data: str | None, seeds: int,
         + (f" over {recipe.train_subset:,} images" if recipe.train_subset else "")
         + f", batch {recipe.batch_size}, lr {recipe.lr}); accuracy on the {metric} images"
         + ("" if recipe.split == "final" else
-           " - a short proxy run, not a final accuracy: rankings, not absolute numbers"),
+           f" (the {100 * recipe.holdout:.0f}% of the validation images no search chooses "
+           "by) - a short proxy run, "
+           "not a final accuracy: rankings, not absolute numbers"),
         f"- data: {data or 'CIFAR-10 (default source)'}; seeds: {seeds} "
         "(mean +- standard deviation)",
         f"- hardware and versions: {environment}",

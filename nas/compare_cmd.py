@@ -11,10 +11,16 @@ from dataclasses import asdict
 from pathlib import Path
 
 import searchspace
-from evaluators.proxy import ProxyEvaluator
 from evaluators.recipe import load_profile
 from nas.budget import parse_budget
-from nas.compare import DEFAULT_BASELINES, compare, entries_for, log_stderr, write_report
+from nas.compare import (
+    DEFAULT_BASELINES,
+    compare,
+    entries_for,
+    log_stderr,
+    reporting_evaluator,
+    write_report,
+)
 from nas.errors import UserError
 from nas.genotypes import resolve_genotype
 from nas.run_folder import environment
@@ -61,7 +67,7 @@ def _run(args: argparse.Namespace) -> None:
         raise UserError("--seeds must be at least 1")
     budget = parse_budget(args.budget) if args.budget else None
     recipe = load_profile(args.profile or default_profile())
-    ev = ProxyEvaluator(recipe, data=args.data)
+    ev = reporting_evaluator(recipe, args.data)
     entries = entries_for(found, baselines, budget.limits if budget else None,
                           args.budget or "")
     log_stderr(f"comparing {len(entries)} networks x {args.seeds} seed(s) by {recipe.name} "

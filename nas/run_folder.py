@@ -21,7 +21,7 @@ from nas.study import counts
 __all__ = ["write_outputs", "write_trials_csv", "environment"]
 
 _COLUMNS = ["number", "status", "accuracy", "madds", "params", "seconds", "images_per_s",
-            "key", "reused_from", "reason"]
+            "key", "reused_from", "screened", "reason"]
 
 
 def environment() -> str:
@@ -44,7 +44,7 @@ def write_trials_csv(study: optuna.Study, path: Path) -> list[FrozenTrial]:
             w.writerow([t.number, a.get("status", t.state.name.lower()), a.get("accuracy", ""),
                         a.get("madds", ""), a.get("params", ""), _round(a.get("seconds")),
                         _round(a.get("images_per_s")), a.get("key", ""),
-                        a.get("reused_from", ""), a.get("reason", "")]
+                        a.get("reused_from", ""), a.get("screened", ""), a.get("reason", "")]
                        + [t.params.get(n, "") for n in names])
     return trials
 
@@ -160,6 +160,9 @@ def _report(cfg, best: FrozenTrial, base: searchspace.Genotype, final: searchspa
         f"- trials: {c['complete']} scored, {c['rejected']} rejected over budget (never "
         f"trained), {c['reused']} proposals of networks scored already (their result reused, "
         f"never trained twice), {c['failed']} failed; {cfg.workers} worker(s)",
+        *([f"- screening: each trial trained the first of up to {cfg.screen} new proposals "
+           f"ranked by the zero-cost `{cfg.screen_by}` (`--screen {cfg.screen}`)"]
+          if getattr(cfg, "screen", 1) > 1 else []),
         f"- search wall time: {summary['seconds'] / 60:.1f} min; {environment()}",
         f"- date: {time.strftime('%Y-%m-%d %H:%M', time.localtime(cfg.started))}",
         "",

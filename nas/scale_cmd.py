@@ -8,6 +8,7 @@ import sys
 
 import searchspace
 from nas.budget import parse_budget
+from nas.errors import UserError
 from nas.genotypes import resolve_genotype
 from nas.scaling import EFFICIENTNET, best_coefficients, grid_points, scale_to_budget
 
@@ -24,9 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--beta", type=float, default=EFFICIENTNET[1], help="width base (1.1)")
     s.add_argument("--gamma", type=float, default=EFFICIENTNET[2], help="resolution base (1.15)")
     s.add_argument("--grid", action="store_true",
-                   help="first pick (alpha, beta, gamma) on alpha*beta^2*gamma^2 ~ 2 by the proxy")
+                   help="first pick (alpha, beta, gamma) on alpha*beta^2*gamma^2 ~ 2 by the "
+                        "proxy, every point scaled to 2x the multiply-adds")
     s.add_argument("--grid-step", type=float, default=0.2, help="grid step of alpha")
     s.add_argument("--profile", default=None, help="proxy profile for --grid")
+    s.add_argument("--seeds", type=int, default=2,
+                   help="training seeds averaged per --grid point (default: 2)")
     s.add_argument("--data", help="CIFAR-10 source for --grid")
     s.add_argument("--json", action="store_true", help="print one JSON line")
     s.set_defaults(run=_scale)
@@ -69,16 +73,23 @@ def _grid(g: searchspace.Genotype, args: argparse.Namespace) -> tuple[float, flo
     from evaluators.recipe import load_profile
     from nas.train_cmd import default_profile
 
+    if args.seeds < 1:
+        raise UserError("--seeds must be at least 1")
     ev = ProxyEvaluator(load_profile(args.profile or default_profile()), data=args.data)
+    ev.load()
     points = grid_points(args.grid_step)
-    print(f"grid: {len(points)} points of (alpha, beta, gamma), each trained by "
-          f"{ev.recipe.name}", file=sys.stderr)
+    print(f"grid: {len(points)} points of (alpha, beta, gamma), each scaled to 2x the "
+          f"base's multiply-adds and trained by {ev.recipe.name} with {args.seeds} seed(s)",
+          file=sys.stderr)
 
     def score(scaled: searchspace.Genotype) -> float:
-        result = ev.evaluate(scaled)
-        acc = result.accuracy if result.status == "ok" else 0.0
-        print(f"  {searchspace.cost(scaled).madds / 1e6:8.1f}M  {100 * acc:5.2f}%",
-              file=sys.stderr)
+        accs = []
+        for seed in range(args.seeds):
+            result = ev.evaluate(scaled, seed)
+            accs.append(result.accuracy if result.status == "ok" else 0.0)
+        acc = sum(accs) / len(accs)
+        print(f"  {searchspace.cost(scaled).madds / 1e6:8.1f}M  {100 * acc:5.2f}% (mean of "
+              f"{len(accs)})", file=sys.stderr)
         return acc
 
     best, _ = best_coefficients(g, score, points)

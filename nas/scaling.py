@@ -147,8 +147,15 @@ def _frange(start: float, stop: float, step: float) -> Iterator[float]:
 
 
 def best_coefficients(g: searchspace.Genotype, score: Callable[[searchspace.Genotype], float],
-                      points: list[tuple[float, float, float]]
+                      points: list[tuple[float, float, float]], target: float = 2.0
                       ) -> tuple[tuple[float, float, float], list[tuple[tuple, float]]]:
-    """Score ``g`` scaled at phi = 1 by each (alpha, beta, gamma); the best and every score."""
-    scores = [(p, score(compound(g, 1.0, *p))) for p in points]
+    """Score ``g`` grown to ``target`` times its multiply-adds along each (alpha, beta,
+    gamma); the best and every score.
+
+    Every point is scaled to the same budget (not to phi = 1, where rounding depths, widths
+    and resolutions leaves the points between 1.7x and 3.1x the base): a point must win by
+    its shape, not by having rounded up.
+    """
+    limits = {"madds": target * searchspace.cost(g).madds}
+    scores = [(p, score(scale_to_budget(g, limits, *p).genotype)) for p in points]
     return max(scores, key=lambda t: t[1])[0], scores

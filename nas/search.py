@@ -23,6 +23,7 @@ import evaluators
 import searchspace
 from nas.budget import parse_budget
 from nas.errors import UserError
+from nas.screen import DEFAULT_BY, parse_by, zero_cost_screen
 from nas.strategies import NAMES
 from nas.study import (
     JOURNAL,
@@ -61,6 +62,8 @@ class SearchConfig:
     base_fraction: float = 0.25  # the base is searched at this fraction of the budget
     reduced_cpu: bool = False  # the CPU defaults were applied
     baselines: list[str] | None = None  # compared with the winner at the proxy level
+    screen: int = 1  # proposals per trial, the one trained picked by a zero-cost score
+    screen_by: str = DEFAULT_BY  # that score: a proxy, or vote:A+B of several
     started: float = field(default_factory=time.time)
 
     def storage_url(self) -> str:
@@ -119,6 +122,13 @@ def _evaluator(cfg: SearchConfig):
     return evaluators.make(cfg.evaluator, data=cfg.data, limits=cfg.base_limits)
 
 
+def _screen(cfg: SearchConfig, space: searchspace.SearchSpace):
+    """The zero-cost screen of the run (None without --screen): its images are the proxy's
+    CIFAR-10 source, or $NAS_DATA / the cache when a table scores the search."""
+    data = None if cfg.evaluator in evaluators.TABLES else cfg.data
+    return zero_cost_screen(space, cfg.screen, cfg.screen_by, data)
+
+
 def _worker(cfg_dict: dict[str, Any], index: int) -> None:
     """A worker process: its own evaluator and sampler seed, the shared study."""
     cfg = SearchConfig(**cfg_dict)
@@ -130,7 +140,8 @@ def _worker(cfg_dict: dict[str, Any], index: int) -> None:
     space = searchspace.load_space(cfg.space)
     stop = Stop(cfg.trials, cfg.started + cfg.time_s if cfg.time_s else None)
     run_worker(open_storage(cfg.storage_url()), cfg.study, space, cfg.strategy,
-               cfg.seed * 1000 + index, ev.evaluate, cfg.base_limits, stop)
+               cfg.seed * 1000 + index, ev.evaluate, cfg.base_limits, stop,
+               screen=_screen(cfg, space))
 
 
 def check(cfg: SearchConfig):
@@ -145,6 +156,9 @@ def check(cfg: SearchConfig):
         raise UserError("--trials must be at least 1")
     if cfg.workers < 1:
         raise UserError("--workers must be at least 1")
+    screen = _screen(cfg, space)  # a bad --screen or --screen-by fails here, in one line
+    if screen is not None and set(parse_by(cfg.screen_by)) - {"madds", "params"}:
+        screen.pick.zc.load()  # its images, with a clear error if they are missing
     if cfg.storage:
         check_storage_url(cfg.storage)
     if cfg.evaluator in evaluators.TABLES and (space.template != "nb201" or (
@@ -210,7 +224,7 @@ def run_search(cfg: SearchConfig, resume: bool = False, progress: bool = True) -
 
 def _proxy_comparison(cfg: SearchConfig, ev, summary: dict) -> None:
     """The winner against the baselines scaled to its budget, by the same proxy recipe."""
-    from nas.compare import compare, entries_for, log_stderr, write_report
+    from nas.compare import compare, entries_for, log_stderr, reporting_evaluator, write_report
     from nas.run_folder import environment
 
     base = searchspace.Genotype.from_yaml(Path(summary["best"]["base_genotype"]))
@@ -224,14 +238,17 @@ def _proxy_comparison(cfg: SearchConfig, ev, summary: dict) -> None:
     folder = Path(cfg.out) / "compare"
     log_stderr(f"comparing the winner with {len(entries) - 1} baseline(s) at the base budget "
                f"by {ev.recipe.name}")
+    ev = reporting_evaluator(ev.recipe, cfg.data, ev.device)  # images no trial was scored on
     rows = compare(entries, ev, 1, folder, log=log_stderr)
     write_report(rows, ev.recipe, cfg.data, 1, 0.0, folder, environment(),
                  f"(part of nas search --budget {cfg.budget})")
     lines = ["## Against hand-designed networks at the same cost (proxy level)", "",
              f"Each baseline compound-scaled to the base budget (or as is, when it fits), "
-             f"trained by `{ev.recipe.name}` like every trial; one seed. Full table: "
+             f"trained by `{ev.recipe.name}` like every trial, scored on the "
+             f"{len(ev.split.eval_y):,} validation images no trial was scored on; one seed. "
+             "Full table: "
              "[compare/report.md](compare/report.md).", "",
-             "| network | multiply-adds | parameters | validation acc (%) |",
+             "| network | multiply-adds | parameters | held-out validation acc (%) |",
              "|---|---:|---:|---:|"]
     for r in rows:
         name = f"**{r.name}**" if r.discovered else r.name
@@ -247,7 +264,7 @@ def _search(cfg: SearchConfig, ev, storage) -> None:
     stop = Stop(cfg.trials, cfg.started + cfg.time_s if cfg.time_s else None)
     if cfg.workers == 1:
         run_worker(storage, cfg.study, space, cfg.strategy, cfg.seed * 1000, ev.evaluate,
-                   cfg.base_limits, stop)
+                   cfg.base_limits, stop, screen=_screen(cfg, space))
         return
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=_worker, args=(asdict(cfg), i), daemon=True)

@@ -9,7 +9,9 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
+from evaluators.zero_cost import PROXIES, TRIVIAL
 from nas.errors import UserError
+from nas.screen import DEFAULT_BY
 from nas.search import SearchConfig, defaults, parse_duration, run_search
 from nas.strategies import NAMES
 
@@ -46,6 +48,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--baselines", default=None,
                    help="zoo nets compared with the winner at the proxy level, comma-separated "
                         "('' for none; default: resnet20,mobilenetv2 on CPU, all on a GPU)")
+    s.add_argument("--screen", type=int, metavar="K",
+                   help="each trial: K proposals of the strategy, the one a zero-cost score "
+                        "ranks first is trained (default: 1, no screening)")
+    s.add_argument("--screen-by", default=DEFAULT_BY, metavar="SCORE",
+                   help=f"the zero-cost score: {', '.join([*PROXIES, *TRIVIAL])}, or "
+                        f"vote:A+B[+...] (their summed ranks) (default: {DEFAULT_BY})")
     s.add_argument("--resume", metavar="DIR", help="continue the run in DIR")
     s.add_argument("--json", action="store_true", help="print one final JSON line")
     s.set_defaults(run=_run)
@@ -75,7 +83,9 @@ def _config(args: argparse.Namespace) -> tuple[SearchConfig, bool]:
                        space=args.space, evaluator=args.evaluator or "proxy-cpu",
                        data=args.data, out=out, storage=args.storage, study=args.study,
                        workers=args.workers, seed=args.seed, scale=not args.no_scale,
-                       baselines=_baselines(args.baselines))
+                       baselines=_baselines(args.baselines),
+                       screen=1 if args.screen is None else args.screen,
+                       screen_by=args.screen_by)
     return defaults(cfg, args.trials is not None, args.time is not None,
                     args.evaluator is not None), False
 

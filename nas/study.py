@@ -26,7 +26,7 @@ import searchspace
 from evaluators.proxy import Evaluation
 from nas.errors import UserError
 from nas.strategies import MULTI_OBJECTIVE, make
-from nas.strategies.base import NOTHING_NEW, mark_study
+from nas.strategies.base import NOTHING_NEW, SCREENED, Screen, mark_study
 
 __all__ = ["open_storage", "create_study", "run_worker", "Stop", "counts", "evaluated",
            "best_trial", "requeue_orphans", "JOURNAL"]
@@ -152,10 +152,11 @@ def _scored(study: optuna.Study) -> dict[str, FrozenTrial]:
 def run_worker(storage: BaseStorage, study_name: str, space: searchspace.SearchSpace,
                strategy: str, seed: int, evaluate: Evaluate, limits: Mapping[str, float],
                stop: Stop, on_trial: Callable[[FrozenTrial], None] | None = None,
-               log: Callable[[str], None] | None = None) -> int:
-    """One worker's loop; returns how many candidates it evaluated."""
+               log: Callable[[str], None] | None = None, screen: Screen | None = None) -> int:
+    """One worker's loop; returns how many candidates it evaluated. With ``screen``, each
+    trial's network is the screen's pick of several proposals."""
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
-    sampler = make(strategy, space=space, seed=seed, fits=_budget_use(limits))
+    sampler = make(strategy, space=space, seed=seed, fits=_budget_use(limits), screen=screen)
     study = create_study(storage, study_name, strategy, sampler)
     mark_study(study, space)
     n = idle = 0
@@ -174,7 +175,10 @@ def run_worker(storage: BaseStorage, study_name: str, space: searchspace.SearchS
             trial.set_user_attr(name, value)
         for name, limit in limits.items():
             trial.set_constraint(name, getattr(c, name) / limit - 1.0)
-        exhausted = study._storage.get_trial_system_attrs(trial._trial_id).get(NOTHING_NEW)
+        system = study._storage.get_trial_system_attrs(trial._trial_id)
+        exhausted = system.get(NOTHING_NEW)
+        if system.get(SCREENED):
+            trial.set_user_attr("screened", system[SCREENED])
         if any(getattr(c, k) > v for k, v in limits.items()):
             trial.set_user_attr("status", "rejected")
             study.tell(trial, state=TrialState.PRUNED)

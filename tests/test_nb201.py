@@ -145,6 +145,28 @@ def test_cli_search_with_the_table_is_fast_reproducible_and_named(rows, tmp_path
     assert len(set(keys)) == len(keys)  # no network trained twice
 
 
+def test_cli_search_screens_by_a_zero_cost_score(rows, tmp_path) -> None:
+    by_cell = {r["arch"]: float(r["params_M"]) for r in rows}
+    best = {}
+    for k in ("1", "8"):
+        r = _nas("search", "--budget", "300M-madds", "--space", "nb201", "--evaluator",
+                 "nb201-table", "--trials", "30", "--strategy", "random", "--screen", k,
+                 "--screen-by", "params", "--data", str(TABLE), "--out", str(tmp_path / k))
+        assert r.returncode == 0, r.stderr
+        trials = list(csv.DictReader(open(tmp_path / k / "trials.csv")))
+        scored = [t for t in trials if t["status"] == "ok"]
+        assert len(scored) == 30 and len({t["key"] for t in scored}) == 30
+        assert all(t["screened"] == ("" if k == "1" else "8") for t in scored)
+        best[k] = statistics.mean(by_cell[_g_arch(t)] for t in scored)
+    assert best["8"] > 1.5 * best["1"]  # the screen's pick (most parameters) was trained
+    assert "screening: each trial trained the first of up to 8" in \
+        (tmp_path / "8" / "report.md").read_text()
+
+
+def _g_arch(trial_row: dict[str, str]) -> str:
+    return nb201.arch_string({d: trial_row[d] for d in nb201.DECISIONS})
+
+
 def test_cli_info_train_and_export_take_a_cell_string(cifar_jpeg, tmp_path) -> None:
     cheap = "|skip_connect~0|+|none~0|avg_pool_3x3~1|+|skip_connect~0|none~1|skip_connect~2|"
     info = _nas("info", cheap)

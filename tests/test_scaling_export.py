@@ -232,8 +232,16 @@ def test_grid_picks_the_best_scored_coefficients() -> None:
     def deeper_is_better(scaled: searchspace.Genotype) -> float:  # a stand-in for the proxy
         return sum(s.depth for s in scaled.stages) - scaled.resolution / 100
 
-    best, scores = best_coefficients(g, deeper_is_better, points)
+    seen = []
+
+    def scored(scaled: searchspace.Genotype) -> float:
+        seen.append(searchspace.cost(scaled).madds)
+        return deeper_is_better(scaled)
+
+    best, scores = best_coefficients(g, scored, points)
     assert len(scores) == len(points)
-    assert best == max(points, key=lambda p: deeper_is_better(compound(g, 1.0, *p)))
+    base = searchspace.cost(g).madds
+    assert all(1.8 * base <= m <= 2.0 * base for m in seen)  # every point at the same cost
+    assert best == max(scores, key=lambda t: t[1])[0]
     r = scale_to_budget(g, {"madds": 300e6}, *best)
     assert 270e6 <= searchspace.cost(r.genotype).madds <= 300e6

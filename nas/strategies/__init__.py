@@ -13,42 +13,53 @@ from collections.abc import Callable
 import optuna
 
 from nas.errors import UserError
-from nas.strategies.base import BudgetedRandom, Distinct, Fits, SpaceSampler, distributions
+from nas.strategies.base import (
+    BudgetedRandom,
+    Distinct,
+    Fits,
+    Screen,
+    SpaceSampler,
+    distributions,
+)
 from nas.strategies.evolution import RegularizedEvolution
 from nas.strategies.rl import ReinforceController
 from searchspace import SearchSpace
 
-__all__ = ["make", "NAMES", "MULTI_OBJECTIVE", "SpaceSampler", "Distinct", "distributions"]
+__all__ = ["make", "NAMES", "MULTI_OBJECTIVE", "SpaceSampler", "Distinct", "Screen",
+           "distributions"]
 
 
-def _tpe(space: SearchSpace, seed: int, fits: Fits | None) -> optuna.samplers.BaseSampler:
+def _tpe(space: SearchSpace, seed: int, fits: Fits | None, screen: Screen | None
+         ) -> optuna.samplers.BaseSampler:
     # Multivariate TPE: univariate TPE did no better than random on NAS-Bench-101, because
     # architecture decisions interact. constant_liar keeps parallel workers apart.
     tpe = optuna.samplers.TPESampler(multivariate=True, n_startup_trials=10,
                                      n_ei_candidates=64, constant_liar=True, seed=seed)
-    return Distinct(tpe, space, seed, fits)
+    return Distinct(tpe, space, seed, fits, screen=screen)
 
 
-def _nsga2(space: SearchSpace, seed: int, fits: Fits | None) -> optuna.samplers.BaseSampler:
+def _nsga2(space: SearchSpace, seed: int, fits: Fits | None, screen: Screen | None
+           ) -> optuna.samplers.BaseSampler:
     return Distinct(optuna.samplers.NSGAIISampler(population_size=16, seed=seed), space, seed,
-                    fits)
+                    fits, screen=screen)
 
 
-_FACTORIES: dict[str, Callable[[SearchSpace, int, Fits | None],
+_FACTORIES: dict[str, Callable[[SearchSpace, int, Fits | None, Screen | None],
                                optuna.samplers.BaseSampler]] = {
-    "rl": lambda s, seed, f: ReinforceController(s, seed, f),
-    "evolution": lambda s, seed, f: RegularizedEvolution(s, seed, f),
+    "rl": lambda s, seed, f, sc: ReinforceController(s, seed, f, screen=sc),
+    "evolution": lambda s, seed, f, sc: RegularizedEvolution(s, seed, f, screen=sc),
     "tpe": _tpe,
     "nsga2": _nsga2,
-    "random": lambda s, seed, f: BudgetedRandom(s, seed, f),
+    "random": lambda s, seed, f, sc: BudgetedRandom(s, seed, f, screen=sc),
 }
 NAMES = tuple(_FACTORIES)
 MULTI_OBJECTIVE = {"nsga2"}  # maximise accuracy, minimise multiply-adds
 
 
-def make(name: str, space: SearchSpace, seed: int = 0, fits: Fits | None = None
-         ) -> optuna.samplers.BaseSampler:
-    """The sampler for strategy ``name``; ``fits(genotype)`` says if it fits the budget.
+def make(name: str, space: SearchSpace, seed: int = 0, fits: Fits | None = None,
+         screen: Screen | None = None) -> optuna.samplers.BaseSampler:
+    """The sampler for strategy ``name``; ``fits(genotype)`` says if it fits the budget;
+    ``screen`` picks each trial's network among several proposals.
 
     Example:
         >>> sampler = make("evolution", space=searchspace.load_space("nb201"), seed=0)
@@ -56,4 +67,4 @@ def make(name: str, space: SearchSpace, seed: int = 0, fits: Fits | None = None
     """
     if name not in _FACTORIES:
         raise UserError(f"unknown strategy {name!r} (known: {', '.join(NAMES)})")
-    return _FACTORIES[name](space, seed, fits)
+    return _FACTORIES[name](space, seed, fits, screen)

@@ -7,6 +7,10 @@ until it is; when the strategy has nothing new left, a random new network is pro
 either does a scored one come back, the trial marked ``NOTHING_NEW``, and the search loop
 then reuses its stored result instead of training it again, and stops.
 
+With a ``Screen``, each trial gathers ``k`` new proposals of the strategy (the first as above,
+the others further draws of it) and the screen's ``pick`` (a zero-cost score) keeps the one
+that is trained; the trial's ``SCREENED`` system attribute says how many were compared.
+
 A study is one of a space's when the NAS loop marked it so (``mark_study``) or when its trials
 assign the space's decisions; in any other study the samplers sample independently, as
 Optuna's sampler contract asks.
@@ -17,6 +21,7 @@ from __future__ import annotations
 import abc
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
@@ -27,8 +32,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from searchspace import Genotype, SearchSpace
 
-__all__ = ["SpaceSampler", "Distinct", "Fits", "distributions", "history", "taken_keys",
-           "BudgetedRandom", "NOTHING_NEW", "mark_study", "searches"]
+__all__ = ["SpaceSampler", "Distinct", "Fits", "Screen", "distributions", "history",
+           "taken_keys", "BudgetedRandom", "NOTHING_NEW", "SCREENED", "mark_study", "searches"]
 
 Fits = Callable[[Genotype], float]  # genotype -> budget use (max of cost / limit); <= 1 fits
 MAX_TRIES = 100  # redraws of a strategy's own proposal before a random new one
@@ -36,6 +41,15 @@ MAX_RESAMPLES = 500  # random draws looking for a new network that fits
 TAKEN = ("training", "ok", "failed")  # statuses whose key is scored or being scored
 NOTHING_NEW = "nothing_new"  # trial system attribute: no new network fits the budget
 SPACE_ATTR = "nas:space"  # study system attribute: the space whose decisions it searches
+SCREENED = "nas:screened"  # trial system attribute: proposals the screen compared
+
+
+@dataclass(frozen=True)
+class Screen:
+    """Each trial: up to ``k`` new proposals, and ``pick(proposals)`` -> the index to train."""
+
+    k: int
+    pick: Callable[[list[dict[str, Any]]], int]
 
 
 def distributions(space: SearchSpace) -> dict[str, BaseDistribution]:
@@ -105,6 +119,29 @@ class _Judge:
         use, key = self(a)
         return use <= 1.0 and key not in taken
 
+    def screened(self, study: Study, trial: FrozenTrial, first: dict[str, Any],
+                 taken: set[str], screen: Screen | None,
+                 draw: Callable[[int], dict[str, Any]], tries: int) -> dict[str, Any]:
+        """``first``, or with a screen the pick among it and up to ``k - 1`` further new
+        proposals (``draw(j)`` makes one; each gets ``tries`` redraws to be new)."""
+        system = study._storage.get_trial_system_attrs(trial._trial_id)
+        if screen is None or screen.k <= 1 or system.get(NOTHING_NEW):
+            return first
+        def own(a: dict[str, Any]) -> dict[str, Any]:
+            return {n: a[n] for n in self.space.decisions}
+
+        pool, keys = [first], set(taken) | {self(own(first))[1]}
+        for j in range(1, screen.k):
+            for _ in range(tries):
+                a = draw(j)
+                if self.new(own(a), keys):
+                    pool.append(a)
+                    keys.add(self(own(a))[1])
+                    break
+        chosen = pool[screen.pick([own(a) for a in pool])]
+        study._storage.set_trial_system_attr(trial._trial_id, SCREENED, len(pool))
+        return chosen
+
     def random_new(self, rng: random.Random, taken: set[str], study: Study,
                    trial: FrozenTrial) -> dict[str, Any]:
         """A random new network inside the budget: uniform draws, then draws walked down in
@@ -152,9 +189,11 @@ class SpaceSampler(BaseSampler):
     (uniformly), as Optuna's sampler contract asks.
     """
 
-    def __init__(self, space: SearchSpace, seed: int = 0, fits: Fits | None = None) -> None:
+    def __init__(self, space: SearchSpace, seed: int = 0, fits: Fits | None = None,
+                 screen: Screen | None = None) -> None:
         self.space = space
         self.seed = seed
+        self.screen = screen
         self.judge = _Judge(space, fits)
         self._dists = distributions(space)
         self._fallback = RandomSampler(seed=seed)
@@ -175,11 +214,29 @@ class SpaceSampler(BaseSampler):
         """The strategy's proposal, redrawn until it is new and fits (see the module doc)."""
         rng = self.rng(trial)
         taken = taken_keys(study)
+        first = None
         for _ in range(MAX_TRIES):
             a = self.propose(study, trial, rng)
             if self.judge.new(a, taken):
-                return a
-        return self.judge.random_new(rng, taken, study, trial)
+                first = a
+                break
+        exhausted = first is None  # the strategy has nothing new: screen random networks
+        if first is None:
+            first = self.judge.random_new(rng, taken, study, trial)
+        rngs: dict[int, random.Random] = {}
+
+        def draw(j: int) -> dict[str, Any]:
+            if j not in rngs:
+                rngs[j] = self.rng(trial, j)
+                self.new_slot()
+            if exhausted:
+                return self.space.sample_assignment(rngs[j])
+            return self.propose(study, trial, rngs[j])
+        return self.judge.screened(study, trial, first, taken, self.screen, draw, MAX_TRIES)
+
+    def new_slot(self) -> None:
+        """A screen starts another proposal for the same trial (a strategy that flattens its
+        redraws starts again from its own distribution)."""
 
     # --- optuna.samplers.BaseSampler ---------------------------------------------------------
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial
@@ -222,8 +279,10 @@ class Distinct(BaseSampler):
     """
 
     def __init__(self, inner: BaseSampler, space: SearchSpace, seed: int = 0,
-                 fits: Fits | None = None, tries: int = 20) -> None:
+                 fits: Fits | None = None, tries: int = 20, screen: Screen | None = None
+                 ) -> None:
         self.inner, self.space, self.seed, self.tries = inner, space, seed, tries
+        self.screen = screen
         self.judge = _Judge(space, fits)
         self._dists = distributions(space)
 
@@ -242,12 +301,22 @@ class Distinct(BaseSampler):
                     if n in search_space}
         taken = taken_keys(study)
         a: dict[str, Any] = {}
+        first = None
         for _ in range(self.tries):
             a = self._draw(study, trial, relative, search_space)
             if self.judge.new({n: a[n] for n in self._dists}, taken):
-                return a
+                first = a
+                break
         rng = random.Random(hash((self.seed, trial.number, 1)) & 0xFFFFFFFF)
-        return {**a, **self.judge.random_new(rng, taken, study, trial)}
+        exhausted = first is None  # the inner sampler has nothing new: screen random networks
+        if first is None:
+            first = {**a, **self.judge.random_new(rng, taken, study, trial)}
+
+        def draw(j: int) -> dict[str, Any]:
+            if exhausted:
+                return {**first, **self.space.sample_assignment(rng)}
+            return self._draw(study, trial, relative, search_space)
+        return self.judge.screened(study, trial, first, taken, self.screen, draw, self.tries)
 
     def _draw(self, study: Study, trial: FrozenTrial, relative: dict[str, BaseDistribution],
               wanted: dict[str, BaseDistribution]) -> dict[str, Any]:

@@ -35,8 +35,8 @@ class RegularizedEvolution(SpaceSampler):
     """
 
     def __init__(self, space, seed: int = 0, fits=None, population: int = 10,
-                 sample: int = 5, elite: bool = True) -> None:
-        super().__init__(space, seed, fits)
+                 sample: int = 5, elite: bool = True, screen=None) -> None:
+        super().__init__(space, seed, fits, screen)
         self.population = population
         self.sample = sample
         self.elite = elite

@@ -89,8 +89,8 @@ class ReinforceController(SpaceSampler):
     def __init__(self, space, seed: int = 0, fits=None, lr: float = 0.2,
                  baseline_decay: float = 0.9, entropy_weight: float = 1e-3,
                  factorised: bool = True, batch: int = 1, warmup: int = 5,
-                 imitation: float = 1.0) -> None:
-        super().__init__(space, seed, fits)
+                 imitation: float = 1.0, screen=None) -> None:
+        super().__init__(space, seed, fits, screen)
         self.names = list(space.decisions)
         self.lr, self.decay, self.entropy_weight = lr, baseline_decay, entropy_weight
         self.factorised, self.batch, self.warmup = factorised, batch, warmup
@@ -162,6 +162,9 @@ class ReinforceController(SpaceSampler):
                 self.used.add(t.number)
                 self.learn(t.params, objective(t))
         return len(done)
+
+    def new_slot(self) -> None:
+        self._draws = 0  # a screen's next proposal is a draw of the policy as it is
 
     def propose(self, study: Study, trial: FrozenTrial, rng: random.Random) -> dict[str, Any]:
         """A draw of the policy; each redraw for the same trial (its draws were scored

@@ -1,0 +1,213 @@
+"""How well a proxy ranks networks: NAS-Bench-201 cells scored by it, against the table.
+
+    python benchmarks/fidelity.py --space nb201 --profile proxy-cpu --cells 30
+    python benchmarks/fidelity.py --space nb201 --profile proxy-cpu --set resolution=16 --cells 30
+    python benchmarks/fidelity.py --space nb201 --zero-cost --cells 200
+      [--data ../shared/data/cifar10-jpeg.tar.gz] [--table ../shared/data/nb201]
+      [--seed 0] [--out results/nb201]
+
+The sample: the 15,625 cells sorted by the table's ``valid_acc_200ep``, cut into ``--cells``
+bins of equal count, one cell drawn at random from each (seeded): a random sample that keeps
+the population's spread of accuracies (its ~2% of disconnected cells included) with less
+luck in it than a plain draw. ``--profile`` trains each cell by that recipe (``--set
+key=value`` changes a field) and scores it on our validation images; ``--zero-cost`` scores
+each by every zero-cost proxy, the cost counter's multiply-adds and parameters, and rank
+votes of them. Prints Kendall's tau and Spearman's rho against the table with the seconds
+per cell; ``--out`` keeps one JSON per run there and rewrites ``fidelity.md`` from all of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import platform
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import evaluators
+from evaluators.table import load_nb201
+from evaluators.zero_cost import PROXIES, TRIVIAL, ZeroCost, kendall_tau, spearman_rho, vote
+from nas.report_table import table
+from searchspace import nb201
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+# published fidelity on NAS-Bench-201 CIFAR-10 (all cells; see shared/data/nb201/README)
+PUBLISHED = [("reduced training (EcoNAS-style)", "", "~0.6"), ("synflow", "", "0.74"),
+             ("NASWOT", "0.57", ""), ("AZ-NAS", "0.74", "0.91")]
+
+
+def sample_cells(n: int, seed: int, table_path: str | Path) -> list:
+    """``n`` table rows, one drawn from each of ``n`` equal-count bins of accuracy."""
+    rows = sorted(load_nb201(table_path).items(), key=lambda kv: (kv[1].val, kv[1].index))
+    rng = random.Random(seed)
+    edges = [round(i * len(rows) / n) for i in range(n + 1)]
+    return [rows[rng.randrange(edges[i], edges[i + 1])] for i in range(n)]
+
+
+def _recipe_name(profile: str, sets: list[str]) -> str:
+    return profile + "".join(f" {s}" for s in sets)
+
+
+def _apply(recipe, sets: list[str]):
+    changes = {}
+    for item in sets:
+        key, _, value = item.partition("=")
+        current = getattr(recipe, key)
+        changes[key] = type(current)(value) if not isinstance(current, bool) else \
+            value.lower() in ("1", "true", "yes")
+    return recipe.replace(**changes) if changes else recipe
+
+
+def trained(cells: list, args: argparse.Namespace) -> dict:
+    ev = evaluators.make(args.profile, data=args.data)
+    ev.recipe = _apply(ev.recipe, args.set)
+    ev.load()
+    truth, scores, seconds, params, failed = [], [], [], [], []
+    for k, (ops, row) in enumerate(cells, 1):
+        g = nb201.genotype(dict(zip(nb201.DECISIONS, ops)))
+        start = time.perf_counter()
+        r = ev.evaluate(g, seed=args.seed)
+        wall = time.perf_counter() - start
+        if r.status != "ok":
+            failed.append({"arch": row.arch, "reason": r.reason})
+        else:
+            truth.append(row.val)
+            scores.append(r.accuracy)
+            seconds.append(wall)
+            params.append(r.params)
+        print(f"[{k}/{len(cells)}] table {row.val:.2f}  proxy "
+              f"{'-' if r.accuracy is None else f'{100 * r.accuracy:.2f}'}  {wall:.1f}s  "
+              f"{r.images_per_s:,.0f} img/s {r.reason}", file=sys.stderr, flush=True)
+    name = _recipe_name(args.profile, args.set)
+    per_cell = {"truth": truth, "score": scores, "seconds": seconds, "params": params}
+    return {"kind": "trained", "recipe": vars(ev.recipe), "cells": [c[1].arch for c in cells],
+            "results": trained_rows(name, per_cell, failed), "per_cell": per_cell}
+
+
+def trained_rows(name: str, per_cell: dict, failed: list) -> list[dict]:
+    """The trained score's row, the parameter count's on the same cells, and their vote."""
+    cells = [{"trained": a, "params": p} for a, p in zip(per_cell["score"], per_cell["params"])]
+    both = vote(cells, ["trained", "params"]).tolist()
+    zero = [0.0] * len(cells)
+    return [_row(name, per_cell["truth"], per_cell["score"], per_cell["seconds"], failed),
+            _row("params (the same cells)", per_cell["truth"], per_cell["params"], zero),
+            _row("vote(trained+params)", per_cell["truth"], both, per_cell["seconds"], failed)]
+
+
+def zero_cost(cells: list, args: argparse.Namespace) -> dict:
+    zc = ZeroCost(args.data, seed=args.seed)
+    names = [*PROXIES, *TRIVIAL]
+    per_cell = []
+    for k, (ops, row) in enumerate(cells, 1):
+        g = nb201.genotype(dict(zip(nb201.DECISIONS, ops)))
+        s: dict[str, float] = {}
+        for name in names:  # each timed alone
+            one = zc.score(g, [name])
+            s[name], s[f"{name}_s"] = one[name], one["seconds"]
+        s["truth"] = row.val
+        per_cell.append(s)
+        if k % 10 == 0 or k == len(cells):
+            print(f"[{k}/{len(cells)}] " + "  ".join(f"{n} {s[n]:.3g}" for n in names),
+                  file=sys.stderr, flush=True)
+    truth = [s["truth"] for s in per_cell]
+    results = [_row(n, truth, [s[n] for s in per_cell], [s[f"{n}_s"] for s in per_cell])
+               for n in names]
+    for size in (2, 3, 4):  # rank votes of the proxies (the trivial ones included)
+        for combo in itertools.combinations(names, size):
+            score = vote(per_cell, combo).tolist()
+            secs = [sum(s[f"{n}_s"] for n in combo) for s in per_cell]
+            results.append(_row("vote(" + "+".join(combo) + ")", truth, score, secs))
+    best_votes = sorted((r for r in results if r["score"].startswith("vote(")),
+                        key=lambda r: -r["tau"])[:5]
+    results = [r for r in results if not r["score"].startswith("vote(")] + best_votes
+    return {"kind": "zero-cost", "results": results, "cells": [c[1].arch for c in cells],
+            "per_cell": per_cell}
+
+
+def _row(name: str, truth: list, score: list, seconds: list, failed: list | None = None
+         ) -> dict:
+    return {"score": name, "tau": kendall_tau(score, truth), "rho": spearman_rho(score, truth),
+            "seconds_per_cell": statistics.mean(seconds) if seconds else 0.0,
+            "cells": len(truth), "failed": len(failed or []), "failures": failed or []}
+
+
+def _print(results: list[dict]) -> None:
+    print(table(("score", "Kendall tau", "Spearman rho", "s/cell", "cells", "failed"),
+                [(r["score"], f"{r['tau']:.3f}", f"{r['rho']:.3f}",
+                  f"{r['seconds_per_cell']:.2f}", r["cells"], r["failed"]) for r in results],
+                right={1, 2, 3, 4, 5}))
+
+
+def write_markdown(folder: Path) -> Path:
+    """fidelity.md from every fidelity-*.json in ``folder``."""
+    runs = [json.loads(p.read_text()) for p in sorted(folder.glob("fidelity-*.json"))]
+    lines = ["# Proxy fidelity on NAS-Bench-201 (CIFAR-10)", "",
+             "Each proxy scores a sample of NAS-Bench-201 cells; the figures are its rank "
+             "correlation with the table's 200-epoch validation accuracy (`valid_acc_200ep`). "
+             "Sample: the 15,625 cells sorted by that accuracy, cut into as many equal-count "
+             "bins as cells, one drawn at random from each (seeded). Written by "
+             "`benchmarks/fidelity.py`; each section gives its command.", ""]
+    for run in runs:
+        lines += [f"## {run['title']}", "", f"`{run['command']}`", "",
+                  f"{run['cells_n']} cells, seed {run['seed']}; {run['environment']}; "
+                  f"{run['date']}.", "",
+                  "| score | Kendall tau | Spearman rho | seconds per cell | cells | failed |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for r in run["results"]:
+            lines.append(f"| {r['score']} | {r['tau']:.3f} | {r['rho']:.3f} | "
+                         f"{r['seconds_per_cell']:.2f} | {r['cells']} | {r['failed']} |")
+        lines += ["", *run.get("notes", []), ""] if run.get("notes") else [""]
+    lines += ["## Published, on the same benchmark (all cells)", "",
+              "| proxy | Kendall tau | Spearman rho |", "|---|---:|---:|"]
+    lines += [f"| {n} | {t or '-'} | {r or '-'} |" for n, t, r in PUBLISHED]
+    path = folder / "fidelity.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--space", default="nb201", choices=["nb201"])
+    p.add_argument("--profile", help="train each cell by this profile (name or YAML path)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="change a field of the profile (repeatable)")
+    p.add_argument("--zero-cost", action="store_true", help="score by the zero-cost proxies")
+    p.add_argument("--cells", type=int, default=30)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", default=str(SHARED / "cifar10-jpeg.tar.gz"))
+    p.add_argument("--table", default=str(SHARED / "nb201"))
+    p.add_argument("--out", type=Path, help="folder for the JSON and fidelity.md")
+    p.add_argument("--name", help="the file name's tag under --out (default from the options)")
+    args = p.parse_args()
+    if bool(args.profile) == args.zero_cost:
+        p.error("give --profile P or --zero-cost")
+    cells = sample_cells(args.cells, args.seed, args.table)
+    start = time.perf_counter()
+    run = zero_cost(cells, args) if args.zero_cost else trained(cells, args)
+    run.update(command="python benchmarks/fidelity.py " + " ".join(sys.argv[1:]),
+               title=("zero-cost proxies" if args.zero_cost else
+                      f"trained: {_recipe_name(args.profile, args.set)}"),
+               cells_n=len(cells), seed=args.seed, minutes=(time.perf_counter() - start) / 60,
+               environment=f"CPU ({platform.machine()}, {torch.get_num_threads()} threads), "
+                           f"torch {torch.__version__}" if not torch.cuda.is_available() else
+                           torch.cuda.get_device_name(0),
+               date=time.strftime("%Y-%m-%d"))
+    _print(run["results"])
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        tag = args.name or ("zero-cost" if args.zero_cost else
+                            "-".join([args.profile, *args.set]).replace("=", ""))
+        (args.out / f"fidelity-{tag}.json").write_text(json.dumps(run, indent=1))
+        print(f"wrote {write_markdown(args.out)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
