@@ -195,7 +195,7 @@ def test_the_same_search_twice_gives_the_same_trials(cifar_jpeg, tiny_profile, t
     runs = []
     for name in ("a", "b"):
         out = tmp_path / name
-        r = _nas("search", "--budget", "300M", "--trials", "3", "--strategy", "evolution",
+        r = _nas("search", "--budget", "300M", "--trials", "2", "--strategy", "evolution",
                  "--seed", "7", "--evaluator", str(tiny_profile), "--data", str(cifar_jpeg),
                  "--baselines", "", "--out", str(out))
         assert r.returncode == 0, r.stderr
@@ -203,7 +203,7 @@ def test_the_same_search_twice_gives_the_same_trials(cifar_jpeg, tiny_profile, t
         for row in rows:  # wall-clock measurements of this machine, not of the network
             del row["seconds"], row["images_per_s"]
         runs.append(rows)
-    assert runs[0] == runs[1] and len(runs[0]) >= 3
+    assert runs[0] == runs[1] and len(runs[0]) >= 2
     assert all(row["accuracy"] for row in runs[0] if row["status"] == "ok")
 
 
