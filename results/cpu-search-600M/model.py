@@ -1,7 +1,7 @@
 """searched-scaled: a standalone PyTorch model exported by nas.
 
 Multiply-adds: 594,881,938 (594.88M) at 56x56; parameters: 1,251,946.
-Found by: evolution search over the cells space, 8 scored trials by proxy-cpu (best 46.18%
+Found by: evolution search over the cells space, 11 scored trials by proxy-cpu (best 42.67%
 validation accuracy at 27.8M), compound-scaled to 600M-madds.
 Genotype key: 5f819e644c81f302. Needs only torch.
 
@@ -21,21 +21,6 @@ MEAN = (0.4914, 0.4822, 0.4465)  # CIFAR-10 per-channel mean and std of the inpu
 STD = (0.2470, 0.2435, 0.2616)
 
 
-def activation(name: str) -> nn.Module:
-    """The activation module for a genotype's act name."""
-    return {
-        "none": nn.Identity,
-        "relu": lambda: nn.ReLU(inplace=True),
-        "relu6": lambda: nn.ReLU6(inplace=True),
-        "swish": lambda: nn.SiLU(inplace=True),
-    }[name]()
-
-
-def channels(width: float, base: int) -> int:
-    """Channels for a width ratio: round half up, at least 1 (stated once, used everywhere)."""
-    return max(1, int(width * base + 0.5))
-
-
 class ConvBN(nn.Module):
     """conv-BN-act, or BN-act-conv with preact; groups = channels when depthwise."""
 
@@ -53,41 +38,19 @@ class ConvBN(nn.Module):
         return self.act(self.bn(self.conv(x)))
 
 
-class SepConv(nn.Module):
-    """Depthwise k x k, BN, act, pointwise 1x1, BN, act (MobileNetV1's separable conv)."""
-
-    def __init__(self, c_in: int, c_out: int, k: int, stride: int, act: str) -> None:
-        super().__init__()
-        self.dw = nn.Conv2d(c_in, c_in, k, stride, k // 2, groups=c_in, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_in)
-        self.act1 = activation(act)
-        self.pw = nn.Conv2d(c_in, c_out, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
-        self.act2 = activation(act)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act2(self.bn2(self.pw(self.act1(self.bn1(self.dw(x))))))
+def activation(name: str) -> nn.Module:
+    """The activation module for a genotype's act name."""
+    return {
+        "none": nn.Identity,
+        "relu": lambda: nn.ReLU(inplace=True),
+        "relu6": lambda: nn.ReLU6(inplace=True),
+        "swish": lambda: nn.SiLU(inplace=True),
+    }[name]()
 
 
-class SqueezeExcite(nn.Module):
-    """Channel gating: pool, 1x1 reduce, act, 1x1 expand, sigmoid, scale (Hu et al.)."""
-
-    def __init__(self, c: int, squeeze: int, act: str) -> None:
-        super().__init__()
-        self.reduce = nn.Conv2d(c, squeeze, 1)
-        self.act = activation(act)
-        self.expand = nn.Conv2d(squeeze, c, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = x.mean((2, 3), keepdim=True)
-        return x * torch.sigmoid(self.expand(self.act(self.reduce(s))))
-
-
-def pool(kind: str, k: int, stride: int) -> nn.Module:
-    """A k x k pool whose output side is ceil(side / stride), as every op here."""
-    cls = nn.MaxPool2d if kind == "max" else nn.AvgPool2d
-    extra = {} if kind == "max" else {"count_include_pad": False}
-    return cls(k, stride, (k - 1) // 2, ceil_mode=k % 2 == 0, **extra)
+def channels(width: float, base: int) -> int:
+    """Channels for a width ratio: round half up, at least 1 (stated once, used everywhere)."""
+    return max(1, int(width * base + 0.5))
 
 
 class Stem(nn.Module):
@@ -129,6 +92,20 @@ class ProjectShortcut(nn.Module):
         return self.bn(self.conv(x))
 
 
+class PoolProject(nn.Module):
+    """2x2 average pool when strided, then a 1x1 conv (no BN) when channels change
+    (NAS-Bench-201's reduction shortcut)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.pool = (nn.AvgPool2d(2, stride, ceil_mode=True, count_include_pad=False)
+                     if stride > 1 else nn.Identity())
+        self.conv = nn.Conv2d(c_in, c_out, 1, bias=False) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(self.pool(x))
+
+
 def shortcut(residual: str, c_in: int, c_out: int, stride: int) -> nn.Module | None:
     """What carries the cell input to the residual add; None when nothing is added."""
     same = c_in == c_out and stride == 1
@@ -138,6 +115,8 @@ def shortcut(residual: str, c_in: int, c_out: int, stride: int) -> nn.Module | N
         return nn.Identity()
     if residual == "pad":
         return PadShortcut(stride, c_out - c_in)
+    if residual == "avgproject":
+        return PoolProject(c_in, c_out, stride)
     return ProjectShortcut(c_in, c_out, stride)
 
 
