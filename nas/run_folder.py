@@ -162,7 +162,7 @@ def _report(cfg, best: FrozenTrial, base: searchspace.Genotype, final: searchspa
         f"never trained twice), {c['failed']} failed; {cfg.workers} worker(s)",
         *([f"- screening: each trial trained the first of up to {cfg.screen} new proposals "
            f"ranked by the zero-cost `{cfg.screen_by}` (`--screen {cfg.screen}`)"]
-          if getattr(cfg, "screen", 1) > 1 else []),
+          if cfg.screen > 1 else []),
         f"- search wall time: {summary['seconds'] / 60:.1f} min; {environment()}",
         f"- date: {time.strftime('%Y-%m-%d %H:%M', time.localtime(cfg.started))}",
         "",

@@ -127,6 +127,7 @@ class _Judge:
         system = study._storage.get_trial_system_attrs(trial._trial_id)
         if screen is None or screen.k <= 1 or system.get(NOTHING_NEW):
             return first
+
         def own(a: dict[str, Any]) -> dict[str, Any]:
             return {n: a[n] for n in self.space.decisions}
 
