@@ -28,7 +28,7 @@ import searchspace
 from evaluators.table import NB201Table
 from nas.budget import parse_budget
 from nas.report_table import table
-from nas.strategies import NAMES
+from nas.strategies import OURS
 from nas.strategies.synthetic import SyntheticObjective
 from nas.study import Stop, run_worker
 
@@ -236,7 +236,7 @@ def main() -> None:
     p.add_argument("--budget", default="600M-madds", help="cells only")
     p.add_argument("--data", help="nb201: the table's CSV or folder (default: $NAS_NB201)")
     p.add_argument("--out", help="nb201: write strategies.md, strategies.json, curves.png here")
-    p.add_argument("--strategies", default=",".join(NAMES))
+    p.add_argument("--strategies", default=",".join(OURS))
     p.add_argument("--jobs", type=int, default=1, help="nb201: searches run in parallel "
                                                       "processes (each search stays serial)")
     args = p.parse_args()

@@ -145,6 +145,8 @@ def _report(cfg, best: FrozenTrial, base: searchspace.Genotype, final: searchspa
     final_score = ("not scored: the table knows only the benchmark's own networks; "
                    "`nas train best.yaml --profile full` trains it" if table else
                    "not trained here: `nas train best.yaml --profile full`")
+    if not cfg.budget:
+        final_score = "the searched base itself (no budget to scale it to)"
     found = []
     if table and "table" in summary["best"]:
         t = summary["best"]["table"]
@@ -153,9 +155,10 @@ def _report(cfg, best: FrozenTrial, base: searchspace.Genotype, final: searchspa
                  "epochs (the search saw only the validation figure). Zoo baselines are not "
                  "compared: the table has no entry for them.", ""]
     lines = [
-        f"# Search report: {cfg.budget}{mode}",
+        f"# Search report: {cfg.budget or 'no budget'}{mode}",
         "",
-        f"- command: `nas search --budget {cfg.budget} --strategy {cfg.strategy} "
+        f"- command: `nas search {f'--budget {cfg.budget} ' if cfg.budget else ''}"
+        f"--strategy {cfg.strategy} "
         f"--space {cfg.space} --evaluator {cfg.evaluator} --seed {cfg.seed}`",
         f"- trials: {c['complete']} scored, {c['rejected']} rejected over budget (never "
         f"trained), {c['reused']} proposals of networks scored already (their result reused, "
@@ -179,7 +182,8 @@ def _report(cfg, best: FrozenTrial, base: searchspace.Genotype, final: searchspa
         (f"The base was searched under {100 * cfg.base_fraction:.1f}% of the budget and "
          f"compound-scaled (EfficientNet's alpha 1.2, beta 1.1, gamma 1.15) to "
          f"{100 * ratio:.1f}% of it." if ratio is not None else
-         "The winner was searched at the full budget and not scaled (--no-scale)."),
+         "The winner was searched at the full budget and not scaled (--no-scale)."
+         if cfg.budget else "Searched without a budget: the table's cells as they are."),
         "",
         "## Plots",
         "",

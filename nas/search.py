@@ -24,7 +24,7 @@ import searchspace
 from nas.budget import parse_budget
 from nas.errors import UserError
 from nas.screen import DEFAULT_BY, parse_by, zero_cost_screen
-from nas.strategies import NAMES
+from nas.strategies import NAMES, NNI_NAMES, require_nni
 from nas.study import (
     JOURNAL,
     Stop,
@@ -46,7 +46,7 @@ STUDY = "search"
 class SearchConfig:
     """Everything a run needs; saved as config.json so a resumed run is the same run."""
 
-    budget: str
+    budget: str  # "" (or None) only with a table evaluator: its cells as they are
     strategy: str = "evolution"
     trials: int | None = None
     time_s: float | None = None  # wall-clock limit of the search phase
@@ -72,6 +72,8 @@ class SearchConfig:
     @property
     def base_limits(self) -> dict[str, float]:
         """The budget the base network is searched under."""
+        if not self.budget:  # a table's cells, searched as they are
+            return {}
         limits = parse_budget(self.budget).limits
         fraction = self.base_fraction if self.scale else 1.0
         return {k: v * fraction for k, v in limits.items()}
@@ -147,7 +149,10 @@ def _worker(cfg_dict: dict[str, Any], index: int) -> None:
 def check(cfg: SearchConfig):
     """Fail fast, in one line, on anything wrong before any work starts; returns the
     evaluator, its data (or table) loaded."""
-    budget = parse_budget(cfg.budget)
+    budget = parse_budget(cfg.budget) if cfg.budget or cfg.evaluator not in evaluators.TABLES \
+        else None
+    if budget is None:
+        cfg.scale = False  # no budget to scale to: the table's cells as they are
     if cfg.strategy not in NAMES:
         raise UserError(f"unknown strategy {cfg.strategy!r} (known: {', '.join(NAMES)})")
     space = searchspace.load_space(cfg.space)
@@ -156,6 +161,13 @@ def check(cfg: SearchConfig):
         raise UserError("--trials must be at least 1")
     if cfg.workers < 1:
         raise UserError("--workers must be at least 1")
+    if cfg.strategy in NNI_NAMES:
+        if cfg.workers > 1:
+            raise UserError(f"{cfg.strategy}: NNI's strategies propose from one process; "
+                            "use --workers 1")
+        if cfg.screen > 1:
+            raise UserError("--screen works with this project's strategies, not NNI's")
+        require_nni()  # not installed: one line that says how
     screen = _screen(cfg, space)  # a bad --screen or --screen-by fails here, in one line
     if screen is not None and set(parse_by(cfg.screen_by)) - {"madds", "params"}:
         screen.pick.zc.load()  # its images, with a clear error if they are missing
@@ -166,6 +178,9 @@ def check(cfg: SearchConfig):
         raise UserError(f"{ev.name} scores only NAS-Bench-201's own cells (32x32, 10 "
                         "classes): use --space nb201")
     limits = cfg.base_limits
+    if not limits:
+        ev.load()
+        return ev
     cheapest = searchspace.cost(space.cheapest(
         lambda g: max(getattr(searchspace.cost(g), k) / v for k, v in limits.items())))
     over = [(k, getattr(cheapest, k)) for k in limits if getattr(cheapest, k) > limits[k]]
@@ -185,6 +200,9 @@ def run_search(cfg: SearchConfig, resume: bool = False, progress: bool = True) -
     """Search, scale, export and report; returns the summary (also in summary.json)."""
     from nas.run_folder import write_outputs
 
+    if resume and cfg.strategy in NNI_NAMES:
+        raise UserError(f"{cfg.strategy}: NNI's strategies keep their state in memory and "
+                        "cannot continue a run; start a new one")
     ev = check(cfg)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
+from evaluators import TABLES
 from evaluators.zero_cost import PROXIES, TRIVIAL
 from nas.errors import UserError
 from nas.screen import DEFAULT_BY
@@ -24,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Search a base network, compound-scale it to the budget, "
                                    "export it and write a report in the run folder.")
     s.add_argument("--budget", help="e.g. 600M-madds, 1.2G-flops, 3M-params, "
-                                    "600M-madds,5M-params")
+                                    "600M-madds,5M-params (with a table evaluator: optional, "
+                                    "its cells as they are)")
     s.add_argument("--strategy", default="evolution", help=f"one of {', '.join(NAMES)} "
                                                            "(default: evolution)")
     s.add_argument("--trials", type=int, help="networks scored (default: 100 on a GPU or with "
@@ -73,7 +75,8 @@ def _config(args: argparse.Namespace) -> tuple[SearchConfig, bool]:
         if args.time:
             cfg.time_s = parse_duration(args.time)
         return cfg, True
-    if not args.budget:
+    table = (args.evaluator or "") in TABLES
+    if not args.budget and not table:
         raise UserError("--budget is required (e.g. --budget 600M-madds)")
     out = args.out or f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{args.strategy}"
     if Path(out).joinpath("config.json").exists():
@@ -82,7 +85,8 @@ def _config(args: argparse.Namespace) -> tuple[SearchConfig, bool]:
                        time_s=parse_duration(args.time) if args.time else None,
                        space=args.space, evaluator=args.evaluator or "proxy-cpu",
                        data=args.data, out=out, storage=args.storage, study=args.study,
-                       workers=args.workers, seed=args.seed, scale=not args.no_scale,
+                       workers=args.workers, seed=args.seed,
+                       scale=not args.no_scale and bool(args.budget),
                        baselines=_baselines(args.baselines),
                        screen=1 if args.screen is None else args.screen,
                        screen_by=args.screen_by)

@@ -156,8 +156,19 @@ def run_worker(storage: BaseStorage, study_name: str, space: searchspace.SearchS
     """One worker's loop; returns how many candidates it evaluated. With ``screen``, each
     trial's network is the screen's pick of several proposals."""
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
-    sampler = make(strategy, space=space, seed=seed, fits=_budget_use(limits), screen=screen)
-    study = create_study(storage, study_name, strategy, sampler)
+    sampler = make(strategy, space=space, seed=seed, fits=_budget_use(limits), screen=screen,
+                   trials=stop.trials)
+    try:
+        return _loop(create_study(storage, study_name, strategy, sampler), space, strategy,
+                     seed, evaluate, limits, stop, on_trial, log)
+    finally:
+        if hasattr(sampler, "close"):  # NNI's: its strategy's thread ends
+            sampler.close()
+
+
+def _loop(study: optuna.Study, space: searchspace.SearchSpace, strategy: str, seed: int,
+          evaluate: Evaluate, limits: Mapping[str, float], stop: Stop,
+          on_trial: Callable[[FrozenTrial], None] | None, log: Callable[[str], None]) -> int:
     mark_study(study, space)
     n = idle = 0
     while not stop.reached(study):

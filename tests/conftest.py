@@ -18,3 +18,13 @@ def cifar_jpeg() -> Path:
     if not path.is_file():
         pytest.skip(f"real CIFAR-10 archive not found at {path}")
     return path
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Say, at the end of the run, when the NNI adapter's tests were skipped and why."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", [])
+               if "nni extra is not installed" in str(r.longrepr)]
+    if skipped:
+        terminalreporter.write_line(
+            f"note: {len(skipped)} test(s) of the NNI adapter skipped: the nni extra is not "
+            "installed (pip install -e '.[nni]')")

@@ -223,7 +223,7 @@ def test_evolution_and_rl_learn_without_repeating_a_cell(rows) -> None:
     assert again == [t.params for t in _search("rl", 1, ev, trials=40)]  # same seed, same search
 
 
-@pytest.mark.parametrize("strategy", nas.strategies.NAMES)
+@pytest.mark.parametrize("strategy", nas.strategies.OURS)
 def test_an_exhausted_space_reuses_results_and_stops(strategy, tmp_path) -> None:
     # 64 assignments but fewer distinct networks (dead edges, zeros): nothing is trained twice
     text = (ROOT / "searchspace" / "spaces" / "nb201.yaml").read_text()

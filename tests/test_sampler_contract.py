@@ -15,13 +15,13 @@ from optuna.testing.pytest_samplers import (
 )
 
 import searchspace
-from nas.strategies import NAMES, make
+from nas.strategies import OURS, make
 
 SPACE = searchspace.load_space("nb201")
 
 
 class TestOptunaSamplerContract(BasicSamplerTestCase, RelativeSamplerTestCase,
                                 MultiObjectiveSamplerTestCase):
-    @pytest.fixture(params=NAMES)
+    @pytest.fixture(params=OURS)
     def sampler(self, request):
         return lambda: make(request.param, space=SPACE, seed=0)

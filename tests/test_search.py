@@ -16,7 +16,7 @@ import pytest
 from optuna.trial import TrialState
 
 import searchspace
-from nas.strategies import NAMES, make
+from nas.strategies import OURS, make
 from nas.strategies.synthetic import SyntheticObjective, run_synthetic
 from nas.study import Stop, claimed, create_study, open_storage, run_worker
 
@@ -43,7 +43,7 @@ def test_strategies_beat_random_on_a_synthetic_objective() -> None:
         assert mean > random_mean + 0.02, (strategy, mean, random_mean)
 
 
-@pytest.mark.parametrize("strategy", NAMES)
+@pytest.mark.parametrize("strategy", OURS)
 def test_two_worker_processes_share_one_study(strategy: str, tmp_path) -> None:
     url = str(tmp_path / "study.journal")
     ctx = mp.get_context("spawn")
@@ -70,7 +70,7 @@ def test_two_worker_processes_share_one_study(strategy: str, tmp_path) -> None:
 def test_own_samplers_stay_inside_the_budget_and_optunas_learn_it() -> None:
     space = searchspace.load_space("cells")
     objective = SyntheticObjective(space)
-    for strategy in NAMES:
+    for strategy in OURS:
         storage = optuna.storages.InMemoryStorage()
         run_worker(storage, "s", space, strategy, 0,
                    lambda g, s, a: objective.evaluate(g, s, a), {"madds": 50e6},
@@ -247,7 +247,7 @@ def test_search_bad_flags(args, needle, tmp_path) -> None:
     assert len(r.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("strategy", NAMES)
+@pytest.mark.parametrize("strategy", OURS)
 def test_a_budget_nothing_fits_stops_at_once(strategy) -> None:
     storage = optuna.storages.InMemoryStorage()
     lines: list[str] = []

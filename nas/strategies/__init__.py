@@ -1,4 +1,5 @@
-"""Search strategies, each an Optuna sampler: rl, evolution, tpe, nsga2, random.
+"""Search strategies, each an Optuna sampler: rl, evolution, tpe, nsga2, random, and with the
+nni extra NNI's own (nni:evolution, nni:rl, nni:tpe, nni:random; see ``nas.nni``).
 
     sampler = nas.strategies.make("evolution", space=space, seed=0, fits=fits)
 
@@ -25,8 +26,8 @@ from nas.strategies.evolution import RegularizedEvolution
 from nas.strategies.rl import ReinforceController
 from searchspace import SearchSpace
 
-__all__ = ["make", "NAMES", "MULTI_OBJECTIVE", "SpaceSampler", "Distinct", "Screen",
-           "distributions"]
+__all__ = ["make", "require_nni", "NAMES", "OURS", "NNI_NAMES", "MULTI_OBJECTIVE",
+           "SpaceSampler", "Distinct", "Screen", "distributions"]
 
 
 def _tpe(space: SearchSpace, seed: int, fits: Fits | None, screen: Screen | None
@@ -52,19 +53,36 @@ _FACTORIES: dict[str, Callable[[SearchSpace, int, Fits | None, Screen | None],
     "nsga2": _nsga2,
     "random": lambda s, seed, f, sc: BudgetedRandom(s, seed, f, screen=sc),
 }
-NAMES = tuple(_FACTORIES)
+OURS = tuple(_FACTORIES)
+NNI_NAMES = ("nni:evolution", "nni:rl", "nni:tpe", "nni:random")  # NNI's, with the extra
+NAMES = (*OURS, *NNI_NAMES)
 MULTI_OBJECTIVE = {"nsga2"}  # maximise accuracy, minimise multiply-adds
 
 
 def make(name: str, space: SearchSpace, seed: int = 0, fits: Fits | None = None,
-         screen: Screen | None = None) -> optuna.samplers.BaseSampler:
+         screen: Screen | None = None, trials: int | None = None
+         ) -> optuna.samplers.BaseSampler:
     """The sampler for strategy ``name``; ``fits(genotype)`` says if it fits the budget;
-    ``screen`` picks each trial's network among several proposals.
+    ``screen`` picks each trial's network among several proposals; ``trials`` (the search's
+    length, when known) sizes NNI's evolution population.
 
     Example:
         >>> sampler = make("evolution", space=searchspace.load_space("nb201"), seed=0)
         >>> study = optuna.create_study(direction="maximize", sampler=sampler)
     """
+    if name in NNI_NAMES:
+        if screen is not None and screen.k > 1:
+            raise UserError("--screen works with this project's strategies, not NNI's")
+        return require_nni().make(name, space, seed, fits, trials)
     if name not in _FACTORIES:
         raise UserError(f"unknown strategy {name!r} (known: {', '.join(NAMES)})")
     return _FACTORIES[name](space, seed, fits, screen)
+
+
+def require_nni():
+    """The ``nas.nni`` module, or a one-line UserError that says how to install NNI."""
+    try:
+        from nas import nni
+    except ImportError as exc:
+        raise UserError(str(exc).split("\n")[0]) from None
+    return nni
