@@ -153,7 +153,7 @@ def run_proxy(args: argparse.Namespace) -> tuple[dict, list, tuple, str]:
 
 
 def _write(out: Path, results: dict, header: tuple, rows: list, note: str, command: str,
-           proxy: bool) -> None:
+           proxy: bool, jobs: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -162,7 +162,9 @@ def _write(out: Path, results: dict, header: tuple, rows: list, note: str, comma
     import torch
 
     out.mkdir(parents=True, exist_ok=True)
-    env = (f"CPU ({platform.machine()}, {torch.get_num_threads()} threads); torch "
+    threads = f"{jobs} processes, 1 torch thread each" if jobs > 1 and not proxy else \
+        f"{torch.get_num_threads()} threads"
+    env = (f"CPU ({platform.machine()}, {threads}); torch "
            f"{torch.__version__}, optuna {optuna.__version__}, nni 3.0, Python "
            f"{platform.python_version()}")
     stem = "vs-nni-proxy" if proxy else "vs-nni"
@@ -233,7 +235,7 @@ def main() -> None:
                  if args.proxy else f" --jobs {args.jobs}")
         command = (f"python benchmarks/vs_nni.py --seeds {args.seeds} --trials {args.trials}"
                    f"{flags} --out {args.out}")
-        _write(Path(args.out), results, header, rows, note, command, args.proxy)
+        _write(Path(args.out), results, header, rows, note, command, args.proxy, args.jobs)
 
 
 if __name__ == "__main__":
