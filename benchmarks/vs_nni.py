@@ -232,6 +232,7 @@ def main() -> None:
     print(table(header, rows, right=set(range(1, len(header)))) + "\n\n" + note)
     if args.out:
         flags = (f" --proxy --pairs {args.pairs}" + "".join(f" --set {s}" for s in args.set)
+                 + (f" --cifar {args.cifar}" if args.cifar else "")
                  if args.proxy else f" --jobs {args.jobs}")
         command = (f"python benchmarks/vs_nni.py --seeds {args.seeds} --trials {args.trials}"
                    f"{flags} --out {args.out}")
