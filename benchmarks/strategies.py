@@ -84,18 +84,29 @@ def _one(job: tuple[str, int, int, str | None]) -> dict:
     return nb201_search(strategy, seed, trials, _TABLE)
 
 
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # processes share the cores: PPO's small ops crawl otherwise
+
+
+def nb201_searches(jobs: list[tuple[str, int, int, str | None]], processes: int) -> list[dict]:
+    """``nb201_search`` for each (strategy, seed, trials, table) job, in ``processes``
+    processes of one torch thread each (or here, when 1)."""
+    if processes <= 1:
+        return [_one(job) for job in jobs]
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(processes, initializer=_one_thread) as pool:
+        return pool.map(_one, jobs, chunksize=1)
+
+
 def run_nb201(args: argparse.Namespace) -> None:
     NB201Table(args.data).load()  # a missing table fails here, in one line
     marks = [m for m in (25, 50, 100, 200) if m <= args.trials]
     strategies = args.strategies.split(",")
     jobs = [(st, s, args.trials, args.data) for st in strategies for s in range(args.seeds)]
-    if args.jobs > 1:
-        import multiprocessing as mp
-
-        with mp.get_context("spawn").Pool(args.jobs) as pool:
-            done = pool.map(_one, jobs, chunksize=1)
-    else:
-        done = [_one(job) for job in jobs]
+    done = nb201_searches(jobs, args.jobs)
     results, rows = {}, []
     for strategy in strategies:
         runs = [r for job, r in zip(jobs, done) if job[0] == strategy]

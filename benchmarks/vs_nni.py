@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import optuna  # noqa: E402
 from fidelity import _apply, _recipe_name  # noqa: E402
-from strategies import OPTIMUM, PUBLISHED, nb201_search  # noqa: E402
+from strategies import OPTIMUM, PUBLISHED, nb201_searches  # noqa: E402
 
 import evaluators  # noqa: E402
 import searchspace  # noqa: E402
@@ -40,21 +40,6 @@ PAIRS = [("evolution", "nni:evolution"), ("rl", "nni:rl"), ("tpe", "nni:tpe"),
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = ROOT.parent / "shared" / "data" / "nb201"
 
-_TABLE: NB201Table | None = None
-
-
-def _one(job: tuple[str, int, int, str]) -> dict:
-    """One table search in a worker process (each loads the table once)."""
-    global _TABLE
-    strategy, seed, trials, data = job
-    if _TABLE is None:
-        import torch
-
-        torch.set_num_threads(1)  # two processes on two cores: PPO's small ops crawl otherwise
-        _TABLE = NB201Table(data)
-    return nb201_search(strategy, seed, trials, _TABLE)
-
-
 def _mean_se(values: list[float]) -> tuple[float, float]:
     if len(values) < 2:
         return statistics.mean(values), 0.0
@@ -65,13 +50,7 @@ def run_table(args: argparse.Namespace) -> tuple[dict, list, tuple, str]:
     NB201Table(args.data).load()  # a missing table fails here, in one line
     names = [n for pair in PAIRS for n in pair]
     jobs = [(n, s, args.trials, args.data) for n in names for s in range(args.seeds)]
-    if args.jobs > 1:
-        import multiprocessing as mp
-
-        with mp.get_context("spawn").Pool(args.jobs) as pool:
-            done = pool.map(_one, jobs, chunksize=1)
-    else:
-        done = [_one(job) for job in jobs]
+    done = nb201_searches(jobs, args.jobs)
     results = {n: [r for job, r in zip(jobs, done) if job[0] == n] for n in names}
     rows = []
     for ours, nni in PAIRS:

@@ -131,10 +131,6 @@ def model_space(space: str) -> SpaceNet:
 
 # --- the bridge: NNI strategies proposing the trials of an Optuna study ------------------------
 
-class _Closed(Exception):
-    """The study needs no more models."""
-
-
 class _Bridge(ExecutionEngine):
     """An NNI execution engine whose models are executed as trials of an Optuna study."""
 

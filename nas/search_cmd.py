@@ -85,8 +85,7 @@ def _config(args: argparse.Namespace) -> tuple[SearchConfig, bool]:
                        time_s=parse_duration(args.time) if args.time else None,
                        space=args.space, evaluator=args.evaluator or "proxy-cpu",
                        data=args.data, out=out, storage=args.storage, study=args.study,
-                       workers=args.workers, seed=args.seed,
-                       scale=not args.no_scale and bool(args.budget),
+                       workers=args.workers, seed=args.seed, scale=not args.no_scale,
                        baselines=_baselines(args.baselines),
                        screen=1 if args.screen is None else args.screen,
                        screen_by=args.screen_by)
