@@ -14,6 +14,7 @@ from evaluators import proxy as proxy_module
 from evaluators.augment import random_crop_flip
 from evaluators.proxy import ProxyEvaluator
 from evaluators.recipe import RecipeError, load_profile
+from evaluators.train import WeightAverage
 
 TINY = dict(epochs=1, train_subset=1024, batch_size=64, lr=0.1, time_limit=0, device="cpu")
 
@@ -35,6 +36,55 @@ def test_augmentation_is_a_batched_translation_and_flip() -> None:
     for i in range(2):
         assert any(torch.equal(shifted[i], padded[i, :, dy:dy + 8, dx:dx + 8])
                    for dy in range(5) for dx in range(5))
+
+
+def test_weight_average_matches_torchs_averaged_model() -> None:
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    torch.manual_seed(0)
+    model = searchspace.build(_tiny_net())
+    ours = WeightAverage(model, 0.9)
+    theirs = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.9), use_buffers=True)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(4):
+        loss = model(torch.randn(8, 3, 32, 32)).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        ours.update()
+        theirs.update_parameters(model)
+    a, b = ours.module.state_dict(), theirs.module.state_dict()
+    assert a.keys() == b.keys()
+    for k in a:  # weights and BN statistics (BN's integer batch counters are not averaged)
+        if a[k].is_floating_point():
+            assert torch.allclose(a[k], b[k], atol=1e-6), k
+    # the average is not the model: it lags behind the last step
+    k = next(k for k in a if k.endswith("weight"))
+    assert not torch.allclose(a[k], model.state_dict()[k])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_graph_steps_give_the_numbers_of_eager_steps() -> None:
+    import numpy as np
+
+    from evaluators.data import Split
+    from evaluators.train import train
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (1024, 3, 32, 32), dtype=np.uint8)
+    y = rng.integers(0, 10, 1024).astype(np.int64)
+    split = Split(x, y, x[:256], y[:256], "val", "random")
+    recipe = load_profile("proxy-gpu").replace(epochs=3, batch_size=128, ema=0.9)
+    runs = []
+    for graphs in (False, True):
+        torch.manual_seed(0)
+        runs.append(train(searchspace.build(_tiny_net()), split, recipe, 32,
+                          torch.device("cuda"), graphs=graphs))
+    eager, graphed = runs
+    # the same kernels, replayed: equal up to cuDNN's choice of algorithm between runs
+    assert [h.loss for h in graphed.history] == \
+        pytest.approx([h.loss for h in eager.history], rel=1e-3)
+    assert eager.accuracy == pytest.approx(graphed.accuracy, abs=1 / 256)
 
 
 def test_profiles_load_and_unknown_ones_fail() -> None:
