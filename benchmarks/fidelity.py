@@ -19,6 +19,7 @@ per cell; ``--out`` keeps one JSON per run there and rewrites ``fidelity.md`` fr
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import platform
@@ -51,23 +52,37 @@ def sample_cells(n: int, seed: int, table_path: str | Path) -> list:
     return [rows[rng.randrange(edges[i], edges[i + 1])] for i in range(n)]
 
 
+def _environment() -> str:
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}"
+    return f"CPU ({platform.machine()}, {torch.get_num_threads()} threads), torch " \
+           f"{torch.__version__}"
+
+
+def _tag(args: argparse.Namespace) -> str:
+    tag = args.name or ("zero-cost" if args.zero_cost else
+                        "-".join([args.profile or "merged", *args.set]).replace("=", ""))
+    return tag if args.shard == "0/1" else f"{tag}-shard{args.shard.replace('/', 'of')}"
+
+
 def _recipe_name(profile: str, sets: list[str]) -> str:
     return profile + "".join(f" {s}" for s in sets)
 
 
-def _apply(recipe, sets: list[str]):
+def apply_sets(recipe, sets: list[str]):
+    kinds = {f.name: f.type for f in dataclasses.fields(recipe)}  # annotations, as text
     changes = {}
     for item in sets:
         key, _, value = item.partition("=")
-        current = getattr(recipe, key)
-        changes[key] = type(current)(value) if not isinstance(current, bool) else \
-            value.lower() in ("1", "true", "yes")
+        kind = kinds[key]
+        changes[key] = (value.lower() in ("1", "true", "yes") if kind == "bool" else
+                        {"int": int, "float": float}.get(kind, str)(value))
     return recipe.replace(**changes) if changes else recipe
 
 
 def trained(cells: list, args: argparse.Namespace) -> dict:
     ev = evaluators.make(args.profile, data=args.data)
-    ev.recipe = _apply(ev.recipe, args.set)
+    ev.recipe = apply_sets(ev.recipe, args.set)
     ev.load()
     truth, scores, seconds, params, failed = [], [], [], [], []
     for k, (ops, row) in enumerate(cells, 1):
@@ -85,10 +100,34 @@ def trained(cells: list, args: argparse.Namespace) -> dict:
         print(f"[{k}/{len(cells)}] table {row.val:.2f}  proxy "
               f"{'-' if r.accuracy is None else f'{100 * r.accuracy:.2f}'}  {wall:.1f}s  "
               f"{r.images_per_s:,.0f} img/s {r.reason}", file=sys.stderr, flush=True)
+        if args.out:  # what a run cut short leaves: the cells scored so far
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / f"partial-{_tag(args)}.json").write_text(json.dumps(
+                {"truth": truth, "score": scores, "seconds": seconds, "params": params,
+                 "failed": failed, "recipe": vars(ev.recipe), "environment": _environment(),
+                 "cells": [c[1].arch for c in cells[:k]]}))
     name = _recipe_name(args.profile, args.set)
     per_cell = {"truth": truth, "score": scores, "seconds": seconds, "params": params}
     return {"kind": "trained", "recipe": vars(ev.recipe), "cells": [c[1].arch for c in cells],
             "results": trained_rows(name, per_cell, failed), "per_cell": per_cell}
+
+
+def merged(files: list[Path]) -> dict:
+    """One trained run from the JSON of its shards (finished, or partial when cut short)."""
+    per_cell = {"truth": [], "score": [], "seconds": [], "params": []}
+    failed, cells, recipe, environment = [], [], None, ""
+    for f in files:
+        d = json.loads(f.read_text())
+        part = d.get("per_cell", d)
+        for k in per_cell:
+            per_cell[k] += part[k]
+        failed += d.get("failed", d.get("results", [{}])[0].get("failures", []))
+        cells += d.get("cells", [])[:len(part["truth"]) + len(d.get("failed", []))]
+        recipe = d["recipe"]
+        environment = d.get("environment", "")
+    name = recipe["name"] + "".join(f" {k}={recipe[k]:g}" for k in ("epochs", "lr", "ema"))
+    return {"kind": "trained", "recipe": recipe, "cells": cells, "per_cell": per_cell,
+            "results": trained_rows(name, per_cell, failed), "environment": environment}
 
 
 def trained_rows(name: str, per_cell: dict, failed: list) -> list[dict]:
@@ -186,26 +225,37 @@ def main() -> None:
     p.add_argument("--table", default=str(SHARED / "nb201"))
     p.add_argument("--out", type=Path, help="folder for the JSON and fidelity.md")
     p.add_argument("--name", help="the file name's tag under --out (default from the options)")
+    p.add_argument("--shard", default="0/1", metavar="I/N",
+                   help="score every N-th cell from the I-th (runs side by side on one GPU)")
+    p.add_argument("--note", action="append", default=[], help="a line under the run's table")
+    p.add_argument("--merge", nargs="+", type=Path, metavar="JSON",
+                   help="join the fidelity-*.json / partial-*.json of a run's shards")
     args = p.parse_args()
-    if bool(args.profile) == args.zero_cost:
-        p.error("give --profile P or --zero-cost")
+    if not args.merge and bool(args.profile) == args.zero_cost:
+        p.error("give --profile P, --zero-cost or --merge")
     cells = sample_cells(args.cells, args.seed, args.table)
+    i, n = (int(v) for v in args.shard.split("/"))
+    cells = cells[i::n]
     start = time.perf_counter()
-    run = zero_cost(cells, args) if args.zero_cost else trained(cells, args)
-    run.update(command="python benchmarks/fidelity.py " + " ".join(sys.argv[1:]),
+    if args.merge:
+        run = merged(args.merge)
+    else:
+        run = zero_cost(cells, args) if args.zero_cost else trained(cells, args)
+    shown = [a for i, a in enumerate(sys.argv[1:])  # the command, less its notes
+             if a != "--note" and (i == 0 or sys.argv[i] != "--note")]
+    run.update(command="python benchmarks/fidelity.py " + " ".join(shown),
                title=("zero-cost proxies" if args.zero_cost else
+                      f"trained: {run['results'][0]['score']}" if args.merge else
                       f"trained: {_recipe_name(args.profile, args.set)}"),
-               cells_n=len(cells), seed=args.seed, minutes=(time.perf_counter() - start) / 60,
-               environment=f"CPU ({platform.machine()}, {torch.get_num_threads()} threads), "
-                           f"torch {torch.__version__}" if not torch.cuda.is_available() else
-                           torch.cuda.get_device_name(0),
-               date=time.strftime("%Y-%m-%d"))
+               cells_n=args.cells if args.merge else len(cells), seed=args.seed,
+               minutes=(time.perf_counter() - start) / 60,
+               environment=run.get("environment") or _environment(),
+               date=time.strftime("%Y-%m-%d"), notes=args.note)
     _print(run["results"])
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        tag = args.name or ("zero-cost" if args.zero_cost else
-                            "-".join([args.profile, *args.set]).replace("=", ""))
-        (args.out / f"fidelity-{tag}.json").write_text(json.dumps(run, indent=1))
+        (args.out / f"fidelity-{_tag(args)}.json").write_text(json.dumps(run, indent=1))
+        (args.out / f"partial-{_tag(args)}.json").unlink(missing_ok=True)
         print(f"wrote {write_markdown(args.out)}", file=sys.stderr)
 
 

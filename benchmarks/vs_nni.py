@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import optuna  # noqa: E402
-from fidelity import _apply, _recipe_name  # noqa: E402
+from fidelity import _recipe_name, apply_sets  # noqa: E402
 from strategies import OPTIMUM, PUBLISHED, nb201_searches  # noqa: E402
 
 import evaluators  # noqa: E402
@@ -82,7 +82,7 @@ def run_table(args: argparse.Namespace) -> tuple[dict, list, tuple, str]:
 def proxy_search(strategy: str, seed: int, args: argparse.Namespace) -> dict:
     """One search that trains every cell by proxy-cpu; the table scores the winner."""
     ev = evaluators.make("proxy-cpu", data=args.cifar)
-    ev.recipe = _apply(ev.recipe, args.set)
+    ev.recipe = apply_sets(ev.recipe, args.set)
     table_ = NB201Table(args.data)
     storage = optuna.storages.InMemoryStorage()
     start = time.perf_counter()
