@@ -41,7 +41,7 @@ from nas.report_table import table
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fidelity import apply_sets  # noqa: E402
-from train_throughput import peak_flops  # noqa: E402
+from train_throughput import peak_flops, random_cells  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE_MADDS = 150e6  # the GPU search's base budget at 600M multiply-adds (a quarter)
@@ -60,13 +60,7 @@ def networks() -> list[tuple[str, searchspace.Genotype]]:
     nets.append(("airbench-like", searchspace.Genotype.from_dict(AIRBENCH_LIKE)))
     nets.append(("600M (our CPU search's)",
                  searchspace.Genotype.from_yaml(ROOT / "results/cpu-search-600M/best.yaml")))
-    space, seed = searchspace.load_space("cells"), 0
-    while len(nets) < 8:  # three random cells genotypes between 20M and 300M multiply-adds
-        g = space.sample(seed)
-        if 20e6 <= searchspace.cost(g).madds <= 300e6:
-            nets.append((f"cells seed {seed}", g))
-        seed += 1
-    return nets
+    return nets + random_cells(3, 20e6, 300e6)
 
 
 def _random_split(n: int, device: torch.device) -> Split:
@@ -130,16 +124,6 @@ def workers_rate(n: int, genotypes: list[searchspace.Genotype], profile: str, se
             "failures": sorted({d[4] for d in done if d[1] != "ok"})}
 
 
-def _candidates(k: int, seed: int) -> list[searchspace.Genotype]:
-    space, out = searchspace.load_space("cells"), []
-    while len(out) < k:
-        g = space.sample(seed)
-        if searchspace.cost(g).madds <= BASE_MADDS:
-            out.append(g)
-        seed += 1
-    return out
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -182,7 +166,7 @@ def main() -> None:
         print(f"\n{run['device']}, batch {args.batch}, measured {kind} matmul peak "
               f"{run['peak_tflops']:.0f} TFLOP/s, torch {torch.__version__}\n")
     if args.workers:
-        cands = _candidates(args.candidates, 1000)
+        cands = [g for _, g in random_cells(args.candidates, 0, BASE_MADDS, 1000)]
         run["candidate_madds"] = [searchspace.cost(g).madds for g in cands]
         run["workers"] = [workers_rate(n, cands, args.profile, args.set, args.data)
                           for n in args.workers]

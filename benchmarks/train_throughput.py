@@ -45,16 +45,22 @@ def peak_flops(device: torch.device) -> float:
 
 
 def _networks() -> list[tuple[str, searchspace.Genotype]]:
-    space = searchspace.load_space("cells")
     nets = [("resnet20", searchspace.zoo.get("resnet20")),
             ("mobilenetv2", searchspace.zoo.get("mobilenetv2"))]
-    seed = 0
-    while len(nets) < 5:  # three random cells genotypes between 20M and 300M multiply-adds
+    return nets + random_cells(3, 20e6, 300e6)
+
+
+def random_cells(count: int, low: float, high: float, seed: int = 0
+                 ) -> list[tuple[str, searchspace.Genotype]]:
+    """The first ``count`` samples of the `cells` space from ``seed`` whose multiply-adds lie
+    in [low, high], named by their seed."""
+    space, out = searchspace.load_space("cells"), []
+    while len(out) < count:
         g = space.sample(seed)
-        if 20e6 <= searchspace.cost(g).madds <= 300e6:
-            nets.append((f"cells seed {seed}", g))
+        if low <= searchspace.cost(g).madds <= high:
+            out.append((f"cells seed {seed}", g))
         seed += 1
-    return nets
+    return out
 
 
 def measure(g: searchspace.Genotype, device: torch.device, batch: int, steps: int
