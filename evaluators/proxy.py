@@ -146,6 +146,7 @@ class ProxyEvaluator:
         recipe = self.recipe
         for attempt in range(2):
             start = time.perf_counter()
+            result = None
             try:
                 result = self.train(g, seed, recipe, guard=True)
             except Diverged as exc:
@@ -154,18 +155,20 @@ class ProxyEvaluator:
                 return TrainResult(math.nan, math.nan, time.perf_counter() - start,
                                    exc.images_per_s, 0.0, str(self.device)), str(exc)
             except torch.cuda.OutOfMemoryError:
-                _free()
+                pass
+            if result is None:  # out of memory
+                _free()  # outside the except block: its traceback no longer holds the tensors
                 if attempt == 0 and recipe.batch_size > 1:
                     # linear scaling rule: half the batch, half the learning rate
                     recipe = recipe.replace(batch_size=recipe.batch_size // 2, lr=recipe.lr / 2)
                     continue
-                return None, "out of GPU memory, also at half the batch"
+                return None, "out of memory: on the GPU, also at half the batch"
             result.seconds = time.perf_counter() - start
             result.model = None  # the search keeps numbers only
             if not math.isfinite(result.accuracy):
-                return None, "accuracy is not finite"
+                return None, "not finite: the accuracy"
             return result, ""
-        return None, "out of GPU memory"
+        return None, "out of memory: on the GPU"
 
 
 def subset(split: Split, n: int) -> Split:

@@ -29,6 +29,7 @@ __all__ = ["train", "evaluate", "TrainResult", "EpochLog", "Diverged", "TooSlow"
            "WeightAverage"]
 
 CHECK_EVERY = 8  # steps between checks of the time guard
+FINITE_EVERY = 16  # steps between checks that the loss is finite (a host sync on a GPU)
 WARM_STEPS = 3  # eager steps before a CUDA graph is captured
 
 
@@ -295,6 +296,9 @@ def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ex: torch.Tensor,
             correct += (out.argmax(1) == yb).sum()
             count += len(yb)
             step += 1
+            if step % FINITE_EVERY == 0 and not math.isfinite(float(loss_sum)):
+                raise Diverged(f"loss became {float(loss_sum / count)} by step {step} "
+                               f"(epoch {epoch + 1})")
         seen += count
         mean_loss = float(loss_sum) / max(1, count)
         if not math.isfinite(mean_loss):
@@ -326,10 +330,24 @@ def _guard(start: float, first: float, paced: int, left: int, batch: int, limit:
         raise TooSlow(batch / per_step, projected, limit)
 
 
-@torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mean: torch.Tensor,
              std: torch.Tensor, resolution: int, batch_size: int, tta_flip: bool) -> float:
-    """Top-1 accuracy on (x, y), optionally averaging the logits of each image and its flip."""
+    """Top-1 accuracy on (x, y), optionally averaging the logits of each image and its flip.
+
+    Out of GPU memory, it scores again at half the batch (the trained model is kept)."""
+    while True:
+        try:
+            return _accuracy(model, x, y, mean, std, resolution, batch_size, tta_flip)
+        except torch.cuda.OutOfMemoryError:
+            if batch_size <= 1:
+                raise
+        batch_size //= 2  # outside the except block: its traceback no longer holds memory
+        torch.cuda.empty_cache()
+
+
+@torch.no_grad()
+def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mean: torch.Tensor,
+              std: torch.Tensor, resolution: int, batch_size: int, tta_flip: bool) -> float:
     model.eval()
     cuda = x.device.type == "cuda"
     correct = 0

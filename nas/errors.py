@@ -1,8 +1,13 @@
-"""The one error type the CLI turns into a single line and a non-zero exit."""
+"""The error the CLI turns into a single line and a non-zero exit, and the stop by a signal."""
 
 from __future__ import annotations
 
-__all__ = ["UserError"]
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+
+__all__ = ["UserError", "Interrupted", "raise_on_signals"]
 
 
 class UserError(Exception):
@@ -11,3 +16,36 @@ class UserError(Exception):
     def __init__(self, message: str, code: int = 2) -> None:
         super().__init__(message)
         self.code = code
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM: a KeyboardInterrupt (no ``except Exception`` swallows it) that knows
+    its signal, so the command exits with 128 + its number after writing what finished."""
+
+    def __init__(self, signum: int = signal.SIGINT) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def name(self) -> str:
+        """SIGINT or SIGTERM."""
+        return signal.Signals(self.signum).name
+
+
+@contextlib.contextmanager
+def raise_on_signals() -> Iterator[None]:
+    """Inside the block, SIGINT and SIGTERM raise Interrupted in the main thread; the previous
+    handlers come back after it (a no-op outside the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame) -> None:
+        raise Interrupted(signum)
+
+    before = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, previous in before.items():
+            signal.signal(signum, previous)

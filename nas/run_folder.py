@@ -16,12 +16,12 @@ from optuna.trial import FrozenTrial
 import searchspace
 from nas.export import write_export
 from nas.report_table import human, plain_log_axis
-from nas.study import counts
+from nas.study import counts, failures
 
 __all__ = ["write_outputs", "write_trials_csv", "environment"]
 
 _COLUMNS = ["number", "status", "accuracy", "madds", "params", "seconds", "images_per_s",
-            "key", "reused_from", "screened", "reason"]
+            "key", "reused_from", "screened", "seed", "retry_of", "reason"]
 
 
 def environment() -> str:
@@ -44,7 +44,8 @@ def write_trials_csv(study: optuna.Study, path: Path) -> list[FrozenTrial]:
             w.writerow([t.number, a.get("status", t.state.name.lower()), a.get("accuracy", ""),
                         a.get("madds", ""), a.get("params", ""), _round(a.get("seconds")),
                         _round(a.get("images_per_s")), a.get("key", ""),
-                        a.get("reused_from", ""), a.get("screened", ""), a.get("reason", "")]
+                        a.get("reused_from", ""), a.get("screened", ""), a.get("seed", ""),
+                        a.get("retry_of", ""), a.get("reason", "")]
                        + [t.params.get(n, "") for n in names])
     return trials
 
@@ -103,8 +104,8 @@ def write_outputs(cfg, study: optuna.Study, best: FrozenTrial | None,
     trials = write_trials_csv(study, out / "trials.csv")
     c = counts(study)
     summary: dict[str, Any] = {"trials": {k: c[k] for k in ("complete", "rejected", "reused",
-                                                             "failed")},
-                               "out": str(out)}
+                                                             "failed", "retried")},
+                               "failures": failures(study), "out": str(out)}
     if best is None:
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
@@ -162,7 +163,11 @@ def _report(cfg, best: FrozenTrial, base: searchspace.Genotype, final: searchspa
         f"--space {cfg.space} --evaluator {cfg.evaluator} --seed {cfg.seed}`",
         f"- trials: {c['complete']} scored, {c['rejected']} rejected over budget (never "
         f"trained), {c['reused']} proposals of networks scored already (their result reused, "
-        f"never trained twice), {c['failed']} failed; {cfg.workers} worker(s)",
+        f"never trained twice), {c['failed']} failed, {c['retried']} queued again (worker "
+        f"died or stopped); {cfg.workers} worker(s)",
+        *(["- failures by reason: " + ", ".join(f"{k} {v}" for k, v in
+                                                  summary["failures"].items())]
+          if summary["failures"] else []),
         *([f"- screening: each trial trained the first of up to {cfg.screen} new proposals "
            f"ranked by the zero-cost `{cfg.screen_by}` (`--screen {cfg.screen}`)"]
           if cfg.screen > 1 else []),

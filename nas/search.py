@@ -9,24 +9,30 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import os
 import re
+import signal
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
+import optuna
 import torch
+from optuna.trial import TrialState
 
 import evaluators
 import searchspace
 from nas.budget import parse_budget
-from nas.errors import UserError
+from nas.errors import Interrupted, UserError
 from nas.screen import DEFAULT_BY, parse_by, zero_cost_screen
 from nas.strategies import NAMES, NNI_NAMES, require_nni
 from nas.study import (
     JOURNAL,
+    Status,
     Stop,
     best_trial,
     check_storage_url,
@@ -34,12 +40,18 @@ from nas.study import (
     create_study,
     open_storage,
     requeue_orphans,
+    requeue_stale,
     run_worker,
+    worker_id,
 )
 
-__all__ = ["SearchConfig", "defaults", "run_search", "parse_duration"]
+__all__ = ["SearchConfig", "defaults", "run_search", "join_search", "parse_duration",
+           "max_workers"]
 
 STUDY = "search"
+CONFIG = "config"  # the study user attribute holding the run's SearchConfig
+WORKER_MEMORY = 2 << 30  # bytes a worker process may hold: torch, CIFAR-10 and a candidate
+MAX_RESTARTS = 3  # per worker slot: a worker that keeps dying is not started for ever
 
 
 @dataclass
@@ -86,7 +98,20 @@ def parse_duration(text: str) -> float:
     if not m or not any(m.groups()):
         raise UserError(f"cannot read duration {text!r} (e.g. 45m, 2h, 1h30m, 90s)")
     h, mi, s = (float(g) if g else 0.0 for g in m.groups())
-    return h * 3600 + mi * 60 + s
+    seconds = h * 3600 + mi * 60 + s
+    if seconds <= 0:
+        raise UserError(f"duration {text!r} must be more than 0 seconds (leave --time out for "
+                        "no limit)")
+    return seconds
+
+
+def max_workers() -> int:
+    """Worker processes this machine can hold: its memory over WORKER_MEMORY each."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: assume 16 GiB
+        memory = 16 << 30
+    return max(1, memory // WORKER_MEMORY)
 
 
 def defaults(cfg: SearchConfig, trials_given: bool, time_given: bool, evaluator_given: bool
@@ -131,9 +156,26 @@ def _screen(cfg: SearchConfig, space: searchspace.SearchSpace):
     return zero_cost_screen(space, cfg.screen, cfg.screen_by, data)
 
 
-def _worker(cfg_dict: dict[str, Any], index: int) -> None:
-    """A worker process: its own evaluator and sampler seed, the shared study."""
-    cfg = SearchConfig(**cfg_dict)
+def _worker(cfg_dict: dict[str, Any], index: int, parent: int) -> None:
+    """A worker process: its own evaluator and sampler seed, the shared study. It ends with
+    its parent, which owns it; a signal is the parent's to handle."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
+    try:
+        _work(SearchConfig(**cfg_dict), index)
+    except UserError as exc:  # e.g. the journal's disk is full: one line, not a traceback
+        print(f"nas: error: worker {index}: {exc}", file=sys.stderr, flush=True)
+        sys.exit(exc.code)
+
+
+def _end_with(parent: int) -> None:
+    """Exit at once when ``parent`` is gone (killed): no worker outlives the search."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
+
+
+def _work(cfg: SearchConfig, index: int) -> None:
     ev = _evaluator(cfg)
     gpus = torch.cuda.device_count()
     device = getattr(ev, "device", None)
@@ -161,6 +203,9 @@ def check(cfg: SearchConfig):
         raise UserError("--trials must be at least 1")
     if cfg.workers < 1:
         raise UserError("--workers must be at least 1")
+    if cfg.workers > max_workers():
+        raise UserError(f"--workers {cfg.workers} is more than this machine can hold: at most "
+                        f"{max_workers()} ({WORKER_MEMORY >> 30} GiB of memory each)")
     if cfg.strategy in NNI_NAMES:
         if cfg.workers > 1:
             raise UserError(f"{cfg.strategy}: NNI's strategies propose from one process; "
@@ -205,14 +250,22 @@ def run_search(cfg: SearchConfig, resume: bool = False, progress: bool = True) -
                         "cannot continue a run; start a new one")
     ev = check(cfg)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
-    storage = open_storage(cfg.storage_url())
+    try:  # only a start that passed its checks makes the folder
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    except OSError as exc:
+        raise UserError(f"cannot write the run folder {out}: {exc.strerror or exc}") from None
+    storage = open_storage(cfg.storage_url(), on_repair=_log)
     study = create_study(storage, cfg.study, cfg.strategy)
+    study.set_user_attr(CONFIG, asdict(cfg))  # what `nas worker` on another machine runs
     if resume:
-        n = requeue_orphans(study)
+        # a shared database: only trials whose heartbeats stopped, never another machine's
+        # live ones; a journal belongs to this machine, so what is RUNNING there is dead
+        n = requeue_stale(study) if cfg.storage else requeue_orphans(
+            study, reason="worker died: the run stopped before the trial finished (found by "
+                          "--resume)")
         if n:
-            print(f"resume: {n} unfinished trial(s) queued again", file=sys.stderr)
+            _log(f"resume: {n} unfinished trial(s) queued again")
     if cfg.baselines and not ev.scores_any_genotype:
         print(f"note: {ev.name} has no entry for zoo networks: --baselines are not compared",
               file=sys.stderr)
@@ -224,11 +277,16 @@ def run_search(cfg: SearchConfig, resume: bool = False, progress: bool = True) -
               f"{cfg.trials or 'unlimited'} trials{limit})", file=sys.stderr)
     monitor = _Monitor(study, cfg, progress)
     monitor.start()
+    stopped: Interrupted | None = None
     try:
         _search(cfg, ev, storage)
+    except KeyboardInterrupt as exc:
+        stopped = exc if isinstance(exc, Interrupted) else Interrupted()
     finally:
         monitor.stop()
     study = create_study(open_storage(cfg.storage_url()), cfg.study, cfg.strategy)
+    if stopped is not None:
+        _stop_cleanly(cfg, study, stopped, ev)
     if best_trial(study) is None:
         c = counts(study)
         write_outputs(cfg, study, None, None)
@@ -238,6 +296,63 @@ def run_search(cfg: SearchConfig, resume: bool = False, progress: bool = True) -
     if cfg.baselines and ev.scores_any_genotype:
         _proxy_comparison(cfg, ev, summary)
     return summary
+
+
+def _log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _stop_cleanly(cfg: SearchConfig, study, stopped: Interrupted, ev) -> None:
+    """After SIGINT or SIGTERM: the trials in flight queued again, the run folder written from
+    what finished, one line on how to go on; then the signal goes on to the CLI (its exit
+    code). A second signal meanwhile ends the process at once."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+    from nas.run_folder import write_outputs
+
+    requeue_orphans(study, worker=worker_id(), reason=f"interrupted: {stopped.name}",
+                    status=Status.INTERRUPTED, counts_as_retry=False)
+    best = best_trial(study)
+    write_outputs(cfg, study, best, _scaled(cfg, study) if best is not None else None, ev)
+    c = counts(study)
+    n = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+    wrote = "trials.csv, summary.json" + (", report.md, best.yaml, model.py" if best else "")
+    _log(f"stopped by {stopped.name}: {c['complete']} scored trial(s) kept, {n} queued for "
+         f"the resume; wrote {wrote} in {cfg.out}; continue with: nas search --resume "
+         f"{cfg.out}")
+    raise stopped
+
+
+def join_search(storage_url: str, study_name: str, data: str | None, workers: int) -> dict:
+    """`nas worker`: more workers, on this machine, for a search whose study lives in a shared
+    database; the run's settings come from the study. Returns the study's counts at the end
+    (the machine that started the search writes the run folder)."""
+    check_storage_url(storage_url)
+    storage = open_storage(storage_url)
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        raise UserError(f"no study {study_name!r} in {storage_url}; start the search with "
+                        f"nas search --storage URL --study {study_name}") from None
+    known = {f.name for f in fields(SearchConfig)}
+    saved = study.user_attrs.get(CONFIG)
+    if not isinstance(saved, dict):
+        raise UserError(f"study {study_name!r} was not started by nas search (no settings)")
+    cfg = SearchConfig(**{k: v for k, v in saved.items() if k in known})
+    cfg.storage, cfg.workers = storage_url, workers
+    if data:
+        cfg.data = data
+    ev = check(cfg)
+    _log(f"joining {cfg.strategy} search {study_name!r} ({cfg.evaluator}, "
+         f"{cfg.trials or 'unlimited'} trials) with {workers} worker(s)")
+    try:
+        _search(cfg, ev, storage)
+    except KeyboardInterrupt as exc:
+        name = exc.name if isinstance(exc, Interrupted) else "SIGINT"
+        requeue_orphans(study, worker=worker_id(), reason=f"interrupted: {name}",
+                        status=Status.INTERRUPTED, counts_as_retry=False)
+        raise
+    return counts(study)
 
 
 def _proxy_comparison(cfg: SearchConfig, ev, summary: dict) -> None:
@@ -284,17 +399,76 @@ def _search(cfg: SearchConfig, ev, storage) -> None:
         run_worker(storage, cfg.study, space, cfg.strategy, cfg.seed * 1000, ev.evaluate,
                    cfg.base_limits, stop, screen=_screen(cfg, space))
         return
-    ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_worker, args=(asdict(cfg), i), daemon=True)
-             for i in range(cfg.workers)]
-    for p in procs:
+    _Supervisor(cfg, create_study(storage, cfg.study, cfg.strategy), stop).run()
+
+
+class _Supervisor:
+    """Owns the worker processes of ``--workers N``: a worker that dies has its trial failed
+    with the reason and queued again once (same decisions, same seed), and is replaced while
+    the search has trials left; on a signal, every worker is stopped and its trial queued."""
+
+    def __init__(self, cfg: SearchConfig, study, stop: Stop) -> None:
+        self.cfg, self.study, self.stop = cfg, study, stop
+        self.ctx = mp.get_context("spawn")
+        self.procs: dict[int, mp.process.BaseProcess] = {}
+        self.ids: set[str] = set()  # every worker this run started, as trials name them
+        self.starts = [0] * cfg.workers
+
+    def run(self) -> None:
+        try:
+            for slot in range(self.cfg.workers):
+                self._start(slot)
+            while self.procs:
+                wait([p.sentinel for p in self.procs.values()], timeout=1.0)
+                for slot, p in list(self.procs.items()):
+                    if p.exitcode is not None:
+                        del self.procs[slot]
+                        self._ended(slot, p)
+        except KeyboardInterrupt:
+            self._stop_all()
+            raise
+
+    def _start(self, slot: int) -> None:
+        p = self.ctx.Process(target=_worker, args=(asdict(self.cfg), slot, os.getpid()),
+                             daemon=True)
         p.start()
-    for p in procs:
-        p.join()
-    bad = [p.exitcode for p in procs if p.exitcode]
-    if bad:
-        print(f"warning: {len(bad)} worker(s) exited with an error; their trials are "
-              "requeued by --resume", file=sys.stderr)
+        self.procs[slot] = p
+        self.ids.add(worker_id(p.pid))
+        self.starts[slot] += 1
+
+    def _ended(self, slot: int, p) -> None:
+        if p.exitcode == 0:
+            return
+        why = _exit_reason(p.exitcode)
+        n = requeue_orphans(self.study, worker=worker_id(p.pid),
+                            reason=f"worker died: {why}")
+        again = not self.stop.reached(self.study) and self.starts[slot] <= MAX_RESTARTS
+        _log(f"worker {slot} (pid {p.pid}) died: {why}; "
+             f"{n} trial(s) queued again" + ("; starting another" if again else ""))
+        if again:
+            self._start(slot)
+
+    def _stop_all(self) -> None:
+        for p in self.procs.values():
+            p.terminate()
+        for p in self.procs.values():
+            p.join(10)
+            if p.exitcode is None:
+                p.kill()
+                p.join()
+        for name in self.ids:  # the parent queues their trials: see _stop_cleanly
+            requeue_orphans(self.study, worker=name, reason="interrupted: the search stopped",
+                            status=Status.INTERRUPTED, counts_as_retry=False)
+
+
+def _exit_reason(code: int) -> str:
+    """A process's exit code in words: 'killed by SIGKILL', 'exit code 1'."""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
 
 
 def _scaled(cfg: SearchConfig, study) -> tuple[searchspace.Genotype, searchspace.Genotype,

@@ -1,39 +1,72 @@
 """The search loop over an Optuna study: ask, decode, cost, evaluate, tell; storage and workers.
 
 Each trial stores its decisions (as Optuna params), the genotype YAML, multiply-adds,
-parameters, validation accuracy, seconds and any failure reason (as user attributes), and
-its budget constraint (``trial.set_constraint``). Over-budget proposals are told PRUNED with a
-positive constraint and never trained; failed candidates are told FAIL with their reason; a
-network whose key() was scored already is not trained again: its stored result is told
-(status ``reused``). A worker whose proposals train nothing ``MAX_IDLE`` times in a row stops.
+parameters, validation accuracy, seconds, its training seed, its worker (host:pid) and any
+failure reason (as user attributes), and its budget constraint (``trial.set_constraint``).
+Over-budget proposals are told PRUNED with a positive constraint and never trained; a
+candidate whose decoding, building or training raises is told FAIL with its reason (the
+search goes on); a network whose key() was scored already is not trained again: its stored
+result is told (status ``reused``). A trial whose worker died is failed and queued again once
+with the same decisions and seed (``requeue``); on a database, trials send heartbeats, and a
+silent one is taken for dead by any live worker. A worker whose proposals train nothing
+``MAX_IDLE`` times in a row stops.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import sys
+import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
-from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 from optuna.trial import FrozenTrial, TrialState
 
 import searchspace
 from evaluators.proxy import Evaluation
 from nas.errors import UserError
+from nas.journal import SafeJournalBackend, repair
 from nas.strategies import MULTI_OBJECTIVE, make
 from nas.strategies.base import NOTHING_NEW, SCREENED, Screen, mark_study
 
-__all__ = ["open_storage", "create_study", "run_worker", "Stop", "counts", "evaluated",
-           "best_trial", "requeue_orphans", "JOURNAL"]
+__all__ = ["open_storage", "create_study", "run_worker", "Stop", "Status", "counts",
+           "evaluated", "best_trial", "requeue_orphans", "requeue", "requeue_stale", "failures",
+           "worker_id", "JOURNAL", "HEARTBEAT", "LATE"]
 
 JOURNAL = "study.journal"
+# a database study's trials send a heartbeat every HEARTBEAT[0] s; one silent for HEARTBEAT[1] s
+# is stale: its worker (on any machine) is taken for dead, and its trial failed and queued again
+HEARTBEAT = (60, 180)
+# Optuna warns that heartbeats belong to study.optimize; this loop asks and tells, and sends
+# them itself (_Heartbeat)
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with")
 MAX_IDLE = 500  # proposals in a row that train nothing (over budget, already scored)
-TAKEN = ("training", "ok", "failed")  # statuses that claim a place and a network
+
+
+class Status(StrEnum):
+    """A trial's status (its ``status`` user attribute; plain strings in the storage)."""
+
+    TRAINING = "training"  # claimed, being trained
+    OK = "ok"  # scored
+    FAILED = "failed"  # trained and failed, with a reason (not tried again)
+    REJECTED = "rejected"  # over the budget, never built
+    REUSED = "reused"  # a network scored already: its result told again
+    DUPLICATE = "duplicate"  # another worker took the same network first
+    SURPLUS = "surplus"  # the last place of --trials went to a lower-numbered trial
+    ORPHANED = "orphaned"  # its worker died: failed with the reason, queued again once
+    INTERRUPTED = "interrupted"  # stopped by a signal: queued again for --resume
+
+
+TAKEN = (Status.TRAINING, Status.OK, Status.FAILED)  # claim a place and a network
 # (genotype, training seed, the decisions) -> Evaluation
 Evaluate = Callable[[searchspace.Genotype, int, dict[str, Any]], Evaluation]
 
@@ -55,20 +88,29 @@ _DATABASES = ("postgresql://", "postgresql+", "mysql://", "mysql+", "sqlite://")
 
 
 def check_storage_url(url: str | Path) -> None:
-    """UserError in one line for a URL of a kind no storage here speaks."""
+    """UserError in one line for a URL of a kind no storage here speaks, or one that keeps
+    nothing (an in-memory SQLite database dies with the process that opened it)."""
     text = str(url)
     if "://" in text and not text.startswith(_DATABASES):
         raise UserError(f"unsupported storage {text!r} (a journal file path, postgresql://, "
-                        "mysql:// or sqlite://)")
+                        "mysql:// or sqlite:///path.db)")
+    if text.startswith("sqlite") and text.split("://", 1)[1] in ("", "/", "/:memory:"):
+        raise UserError(f"storage {text!r} is an in-memory database: every process would see "
+                        "its own, and nothing is kept; give a file, e.g. sqlite:///study.db")
 
 
-def open_storage(url: str | Path) -> BaseStorage:
-    """A journal file (a path: safe for several processes on one machine) or a database URL."""
+def open_storage(url: str | Path, on_repair: Callable[[str], None] | None = None,
+                 heartbeat: tuple[int, int] = HEARTBEAT) -> BaseStorage:
+    """A journal file (a path: safe for several processes on one machine) or a database URL.
+
+    With ``on_repair``, a journal's damaged tail is cut first (see nas.journal.repair) and
+    the warning passed to it: do this once, at the start of a run, before anything is appended.
+    """
     text = str(url)
     check_storage_url(text)
     if text.startswith(_DATABASES):
         try:
-            return RDBStorage(text, heartbeat_interval=60, grace_period=180)
+            return RDBStorage(text, heartbeat_interval=heartbeat[0], grace_period=heartbeat[1])
         except ImportError as exc:
             raise UserError(f"storage {text.split('://')[0]}: a driver is missing ({exc})") \
                 from None
@@ -77,7 +119,11 @@ def open_storage(url: str | Path) -> BaseStorage:
             raise UserError(f"cannot open storage {text!r}: {line}") from None
     path = Path(text)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
+    if on_repair is not None:
+        warning = repair(path)
+        if warning:
+            on_repair(warning)
+    return JournalStorage(SafeJournalBackend(str(path)))
 
 
 def create_study(storage: BaseStorage, name: str, strategy: str, sampler=None,
@@ -96,16 +142,19 @@ def claimed(study: optuna.Study) -> list[FrozenTrial]:
 def evaluated(study: optuna.Study) -> list[FrozenTrial]:
     """Trials whose candidate was trained (scored or failed)."""
     return [t for t in study.get_trials(deepcopy=False)
-            if t.user_attrs.get("status") in ("ok", "failed")]
+            if t.user_attrs.get("status") in (Status.OK, Status.FAILED)]
+
+
+_COUNTED = {Status.OK: "complete", Status.REJECTED: "rejected", Status.FAILED: "failed",
+            Status.REUSED: "reused", Status.ORPHANED: "retried", Status.INTERRUPTED: "retried"}
 
 
 def counts(study: optuna.Study) -> dict[str, int]:
-    """How many trials are complete, rejected, reused, failed and running."""
-    out = {"complete": 0, "rejected": 0, "reused": 0, "failed": 0, "running": 0}
+    """How many trials are complete, rejected, reused, failed, retried (queued again after
+    their worker died or a signal stopped them) and running."""
+    out = {"complete": 0, "rejected": 0, "reused": 0, "failed": 0, "retried": 0, "running": 0}
     for t in study.get_trials(deepcopy=False):
-        status = t.user_attrs.get("status", "")
-        key = {"ok": "complete", "rejected": "rejected", "failed": "failed",
-               "reused": "reused"}.get(status)
+        key = _COUNTED.get(t.user_attrs.get("status", ""))
         if key:
             out[key] += 1
         elif t.state == TrialState.RUNNING:
@@ -116,21 +165,113 @@ def counts(study: optuna.Study) -> dict[str, int]:
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
     """The scored trial with the highest validation accuracy (ties: fewer multiply-adds)."""
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.user_attrs.get("status") == "ok"]
+            if t.user_attrs.get("status") == Status.OK]
     if not done:
         return None
     return max(done, key=lambda t: (t.values[0], -t.user_attrs.get("madds", 0)))
 
 
-def requeue_orphans(study: optuna.Study) -> int:
-    """Trials left RUNNING by a dead worker: marked FAIL and their decisions queued again."""
+def worker_id(pid: int | None = None) -> str:
+    """A process (this one by default) as the ``worker`` attribute of the trials it runs:
+    host:pid."""
+    return f"{socket.gethostname()}:{pid or os.getpid()}"
+
+
+def requeue(study: optuna.Study, trial: FrozenTrial, status: Status, reason: str,
+            counts_as_retry: bool = True) -> bool:
+    """End a RUNNING ``trial`` as failed with ``reason`` and queue its decisions again, with
+    the same training seed. A trial whose worker died is tried again once (``counts_as_retry``);
+    the second death leaves it FAILED. An interrupted one (a signal, not the network's fault)
+    is always queued again. Returns whether it was queued; False also when the trial ended
+    meanwhile (its worker told a late result, which is kept)."""
+    retries = trial.user_attrs.get("retries", 0)
+    again = not counts_as_retry or retries < 1
+    storage = study._storage
+    try:
+        storage.set_trial_user_attr(trial._trial_id, "reason", reason if again else
+                                    f"{reason} (a second time: not tried again)")
+        storage.set_trial_user_attr(trial._trial_id, "status",
+                                    status if again else Status.FAILED)
+        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    except UpdateFinishedTrialError:
+        return False
+    if again:
+        attrs = {"retries": retries + counts_as_retry, "retry_of": trial.number}
+        if "seed" in trial.user_attrs:
+            attrs["seed"] = trial.user_attrs["seed"]
+        study.enqueue_trial(trial.params, user_attrs=attrs, skip_if_exists=False)
+    return again
+
+
+def requeue_orphans(study: optuna.Study, worker: str | None = None,
+                    reason: str = "its worker stopped before it finished",
+                    status: Status = Status.ORPHANED, counts_as_retry: bool = True) -> int:
+    """Trials left RUNNING (by ``worker`` only, when given): failed with ``reason`` and queued
+    again (see ``requeue``). Returns how many were queued."""
     n = 0
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        study._storage.set_trial_user_attr(t._trial_id, "status", "orphaned")
-        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-        study.enqueue_trial(t.params, skip_if_exists=False)
-        n += 1
+        if worker is None or t.user_attrs.get("worker") == worker:
+            n += requeue(study, t, status, reason, counts_as_retry)
     return n
+
+
+def _heartbeat_interval(study: optuna.Study) -> int | None:
+    getter = getattr(study._storage, "get_heartbeat_interval", None)
+    return getter() if getter is not None else None
+
+
+def requeue_stale(study: optuna.Study) -> int:
+    """A database study's trials whose worker stopped sending heartbeats (died, on whatever
+    machine): failed and queued again once. Live trials are left alone. Returns how many."""
+    if not _heartbeat_interval(study):
+        return 0
+    stale = set(study._storage._get_stale_trial_ids(study._study_id))
+    n = 0
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if t._trial_id in stale:
+            n += requeue(study, t, Status.ORPHANED, "worker died: its heartbeats stopped")
+    return n
+
+
+class _Heartbeat:
+    """While a trial runs, a thread records its heartbeat in a database storage (Optuna does
+    this only inside study.optimize; this loop asks and tells)."""
+
+    def __init__(self, study: optuna.Study, trial_id: int) -> None:
+        self.interval = _heartbeat_interval(study)
+        self.storage, self.trial_id = study._storage, trial_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        if self.interval:
+            self.storage.record_heartbeat(self.trial_id)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.storage.record_heartbeat(self.trial_id)
+            except Exception:  # noqa: BLE001 - a lost beat; the next one may get through
+                pass
+
+
+def failures(study: optuna.Study) -> dict[str, int]:
+    """Failed trials, and those whose worker died, by the kind of their reason (its first
+    words, before a colon): {"diverged": 2, "worker died": 1, ...}. A trial stopped by a
+    signal is not a failure: it is queued for the resume."""
+    out: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get("status") in (Status.FAILED, Status.ORPHANED):
+            kind = str(t.user_attrs.get("reason", "unknown")).split(":")[0].strip() or "unknown"
+            out[kind] = out.get(kind, 0) + 1
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
 def _budget_use(limits: Mapping[str, float]) -> Callable[[searchspace.Genotype], float]:
@@ -170,63 +311,109 @@ def _loop(study: optuna.Study, space: searchspace.SearchSpace, strategy: str, se
           evaluate: Evaluate, limits: Mapping[str, float], stop: Stop,
           on_trial: Callable[[FrozenTrial], None] | None, log: Callable[[str], None]) -> int:
     mark_study(study, space)
-    n = idle = 0
+    w = _Worker(study, space, strategy, seed, evaluate, limits, stop, on_trial, log)
     while not stop.reached(study):
-        if idle >= MAX_IDLE:
-            log(f"stopping: {idle} proposals in a row trained nothing (over the budget, or "
+        if w.idle >= MAX_IDLE:
+            log(f"stopping: {w.idle} proposals in a row trained nothing (over the budget, or "
                 "scored already): the space has nothing new left under this budget")
             break
+        n_stale = requeue_stale(study)
+        if n_stale:
+            log(f"{n_stale} trial(s) of workers that stopped sending heartbeats queued again")
         trial = study.ask()
-        params = {k: trial.suggest_categorical(k, v) for k, v in space.decisions.items()}
-        g = space.genotype(params)
-        c = searchspace.cost(g)
+        with _Heartbeat(study, trial._trial_id):
+            go_on = w.run(trial)
+        if not go_on:
+            break
+    return w.n
+
+
+@dataclass
+class _Worker:
+    """One worker's state in the loop: what it needs to run a trial, and its counts."""
+
+    study: optuna.Study
+    space: searchspace.SearchSpace
+    strategy: str
+    seed: int
+    evaluate: Evaluate
+    limits: Mapping[str, float]
+    stop: Stop
+    on_trial: Callable[[FrozenTrial], None] | None
+    log: Callable[[str], None]
+    worker: str = field(default_factory=worker_id)
+    n: int = 0  # candidates evaluated
+    idle: int = 0  # proposals in a row that trained nothing
+
+    def run(self, trial: optuna.Trial) -> bool:
+        """Take ``trial`` from its proposal to its end; False when the worker should stop."""
+        trial.set_user_attr("worker", self.worker)
+        try:
+            params = {k: trial.suggest_categorical(k, v)
+                      for k, v in self.space.decisions.items()}
+            g = self.space.genotype(params)
+            c = searchspace.cost(g)
+        except Exception as exc:  # noqa: BLE001 - a space whose decisions make no network
+            _fail(self.study, trial, f"error: decoding the candidate: {_describe(exc)}")
+            self.n += 1
+            return True
         key = g.key()
         for name, value in (("genotype", g.to_yaml()), ("key", key), ("madds", c.madds),
                             ("params", c.params)):
             trial.set_user_attr(name, value)
-        for name, limit in limits.items():
+        for name, limit in self.limits.items():
             trial.set_constraint(name, getattr(c, name) / limit - 1.0)
-        system = study._storage.get_trial_system_attrs(trial._trial_id)
+        system = self.study._storage.get_trial_system_attrs(trial._trial_id)
         exhausted = system.get(NOTHING_NEW)
         if system.get(SCREENED):
             trial.set_user_attr("screened", system[SCREENED])
-        if any(getattr(c, k) > v for k, v in limits.items()):
-            trial.set_user_attr("status", "rejected")
-            study.tell(trial, state=TrialState.PRUNED)
-            idle += 1
+        if any(getattr(c, k) > v for k, v in self.limits.items()):
+            trial.set_user_attr("status", Status.REJECTED)
+            self.study.tell(trial, state=TrialState.PRUNED)
+            self.idle += 1
             if exhausted:
-                log(f"stopping: no network of the {space.name} space that fits the budget "
-                    "was found")
-                break
-            continue
-        prior = _scored(study).get(key)
+                self.log(f"stopping: no network of the {self.space.name} space that fits the "
+                         "budget was found")
+                return False
+            return True
+        prior = _scored(self.study).get(key)
         if prior is not None:
-            _reuse(study, trial, prior)
-            idle += 1
+            _reuse(self.study, trial, prior)
+            self.idle += 1
             if exhausted:
-                log(f"stopping: no new network of the {space.name} space that fits the budget "
-                    "was found (the space is exhausted, or nearly)")
-                break
-            continue
-        trial.set_user_attr("status", "training")
-        lower = _settled_lower(study, trial.number)
+                self.log(f"stopping: no new network of the {self.space.name} space that fits "
+                         "the budget was found (the space is exhausted, or nearly)")
+                return False
+            return True
+        trial.set_user_attr("status", Status.TRAINING)
+        lower = _settled_lower(self.study, trial.number)
         if any(t.user_attrs.get("key") == key and t.user_attrs.get("status") in TAKEN
                for t in lower):  # another worker took the same network first
-            trial.set_user_attr("status", "duplicate")
-            study.tell(trial, state=TrialState.PRUNED)
-            idle += 1
-            continue
-        if stop.trials is not None and _claims(lower) >= stop.trials:
-            trial.set_user_attr("status", "surplus")
-            study.tell(trial, state=TrialState.PRUNED)
-            break
-        result = evaluate(g, seed * 100_003 + trial.number, params)
-        _record(study, trial, result, strategy)
-        n += 1
-        idle = 0
-        if on_trial is not None:
-            on_trial(study.get_trials(deepcopy=False)[trial.number])
-    return n
+            trial.set_user_attr("status", Status.DUPLICATE)
+            self.study.tell(trial, state=TrialState.PRUNED)
+            self.idle += 1
+            return True
+        if self.stop.trials is not None and _claims(lower) >= self.stop.trials:
+            trial.set_user_attr("status", Status.SURPLUS)
+            self.study.tell(trial, state=TrialState.PRUNED)
+            return False
+        self._train(trial, g, c, params)
+        return True
+
+    def _train(self, trial: optuna.Trial, g: searchspace.Genotype, c: searchspace.Cost,
+               params: dict[str, Any]) -> None:
+        """Train and score the claimed candidate; a fault of any kind fails only this trial."""
+        trial_seed = trial.user_attrs.get("seed", self.seed * 100_003 + trial.number)
+        trial.set_user_attr("seed", trial_seed)  # a retry trains with the same seed
+        try:
+            result = self.evaluate(g, trial_seed, params)
+        except Exception as exc:  # noqa: BLE001
+            result = Evaluation("failed", c.madds, c.params, reason=f"error: {_describe(exc)}")
+        _record(self.study, trial, result, self.strategy, self.log)
+        self.n += 1
+        self.idle = 0
+        if self.on_trial is not None:
+            self.on_trial(self.study.get_trials(deepcopy=False)[trial.number])
 
 
 def _reuse(study: optuna.Study, trial: optuna.Trial, prior: FrozenTrial) -> None:
@@ -235,7 +422,7 @@ def _reuse(study: optuna.Study, trial: optuna.Trial, prior: FrozenTrial) -> None
         if name in prior.user_attrs:
             trial.set_user_attr(name, prior.user_attrs[name])
     trial.set_user_attr("reused_from", prior.number)
-    trial.set_user_attr("status", "reused")
+    trial.set_user_attr("status", Status.REUSED)
     if prior.state == TrialState.COMPLETE:
         study.tell(trial, prior.values)
     else:
@@ -259,16 +446,43 @@ def _settled_lower(study: optuna.Study, number: int) -> list[FrozenTrial]:
         time.sleep(0.05)
 
 
+def _describe(exc: BaseException) -> str:
+    """An exception as one line: its type and the first line of its message."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
+
+
+def _fail(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
+    trial.set_user_attr("reason", reason)
+    trial.set_user_attr("status", Status.FAILED)
+    study.tell(trial, state=TrialState.FAIL)
+
+
 def _claims(trials: list[FrozenTrial]) -> int:
     return sum(t.user_attrs.get("status") in TAKEN for t in trials)
 
 
-def _record(study: optuna.Study, trial: optuna.Trial, r: Evaluation, strategy: str) -> None:
+LATE = "late result of trial {}"  # a study user attribute: see _record
+
+
+def _record(study: optuna.Study, trial: optuna.Trial, r: Evaluation, strategy: str,
+            log: Callable[[str], None]) -> None:
+    """Tell ``r``. A trial failed meanwhile as stale (its heartbeats were late: a stalled
+    machine, not a dead one) keeps the late result in the study, not in the failed trial."""
+    try:
+        _tell(study, trial, r, strategy)
+    except UpdateFinishedTrialError:
+        study.set_user_attr(LATE.format(trial.number), r.to_dict())
+        log(f"trial {trial.number} was failed as stale by another process meanwhile and "
+            "queued again; its late result is kept in the study's user attributes")
+
+
+def _tell(study: optuna.Study, trial: optuna.Trial, r: Evaluation, strategy: str) -> None:
     for key in ("accuracy", "seconds", "images_per_s", "epochs", "device", "reason", "split"):
         value = getattr(r, key)
         if value not in (None, ""):
             trial.set_user_attr(key, value)
-    trial.set_user_attr("status", "ok" if r.status == "ok" else "failed")
+    trial.set_user_attr("status", Status.OK if r.status == "ok" else Status.FAILED)
     if r.status != "ok":
         study.tell(trial, state=TrialState.FAIL)
         return

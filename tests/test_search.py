@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 import searchspace
 from nas.strategies import OURS, make
 from nas.strategies.synthetic import SyntheticObjective, run_synthetic
-from nas.study import Stop, claimed, create_study, open_storage, run_worker
+from nas.study import Stop, open_storage, run_worker
 
 LIMITS = {"madds": 600e6}
 
@@ -205,26 +205,6 @@ def test_the_same_search_twice_gives_the_same_trials(cifar_jpeg, tiny_profile, t
         runs.append(rows)
     assert runs[0] == runs[1] and len(runs[0]) >= 2
     assert all(row["accuracy"] for row in runs[0] if row["status"] == "ok")
-
-
-def test_search_with_two_workers_and_resume(cifar_jpeg, tiny_profile, tmp_path) -> None:
-    out = tmp_path / "run"
-    common = ["--evaluator", str(tiny_profile), "--data", str(cifar_jpeg)]
-    r = _nas("search", "--budget", "300M", "--trials", "4", "--workers", "2",
-             "--strategy", "rl", "--out", str(out), "--baselines", "", *common, "--json")
-    assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout.splitlines()[-1])["trials"]["complete"] == 4
-    # a worker died holding a trial: resume marks it and trains its decisions again
-    study = create_study(open_storage(str(out / "study.journal")), "search", "rl")
-    orphan = study.ask()
-    for k, v in searchspace.load_space("cells").decisions.items():
-        orphan.suggest_categorical(k, v)
-    r = _nas("search", "--resume", str(out), "--trials", "5", "--json")
-    assert r.returncode == 0, r.stderr
-    assert "1 unfinished trial(s) queued again" in r.stderr
-    study = create_study(open_storage(str(out / "study.journal")), "search", "rl")
-    assert len(claimed(study)) == 5
-    assert study.get_trials()[orphan.number].user_attrs["status"] == "orphaned"
 
 
 @pytest.mark.parametrize("args,needle", [

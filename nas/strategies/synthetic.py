@@ -8,6 +8,7 @@ single decisions. Values lie in [0, 1]; a little seeded noise mimics a proxy's v
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -55,11 +56,21 @@ class SyntheticObjective:
 
 
 def run_synthetic(storage_url: str, study: str, strategy: str, seed: int, trials: int,
-                  limits: dict[str, float], objective_seed: int = 0) -> int:
-    """One worker of a search on the synthetic objective (importable by spawned processes)."""
-    from nas.study import Stop, open_storage, run_worker
+                  limits: dict[str, float], objective_seed: int = 0, seconds: float = 0.0,
+                  heartbeat: tuple[int, int] | None = None) -> int:
+    """One worker of a search on the synthetic objective (importable by spawned processes).
+
+    ``seconds``: each evaluation takes this long, as training would; ``heartbeat``: a
+    database storage's (interval, grace period) in seconds (default: nas.study.HEARTBEAT).
+    """
+    from nas.study import HEARTBEAT, Stop, open_storage, run_worker
 
     space = searchspace.load_space("cells")
     objective = SyntheticObjective(space, seed=objective_seed)
-    return run_worker(open_storage(storage_url), study, space, strategy, seed,
-                      lambda g, s, a: objective.evaluate(g, s, a), limits, Stop(trials=trials))
+
+    def evaluate(g: searchspace.Genotype, s: int, a: Mapping[str, Any]) -> Evaluation:
+        time.sleep(seconds)
+        return objective.evaluate(g, s, a)
+
+    return run_worker(open_storage(storage_url, heartbeat=heartbeat or HEARTBEAT), study, space,
+                      strategy, seed, evaluate, limits, Stop(trials=trials))
