@@ -38,6 +38,7 @@ from nas.study import (
     check_storage_url,
     counts,
     create_study,
+    is_database,
     open_storage,
     requeue_orphans,
     requeue_stale,
@@ -166,6 +167,11 @@ def _worker(cfg_dict: dict[str, Any], index: int, parent: int) -> None:
     except UserError as exc:  # e.g. the journal's disk is full: one line, not a traceback
         print(f"nas: error: worker {index}: {exc}", file=sys.stderr, flush=True)
         sys.exit(exc.code)
+    except Exception as exc:  # noqa: BLE001 - the parent re-queues its trial: one line here
+        line = " ".join(str(exc).split())[:300]
+        print(f"nas: error: worker {index}: {type(exc).__name__}: {line}", file=sys.stderr,
+              flush=True)
+        sys.exit(1)
 
 
 def _end_with(parent: int) -> None:
@@ -181,6 +187,9 @@ def _work(cfg: SearchConfig, index: int) -> None:
     device = getattr(ev, "device", None)
     if gpus > 1 and device is not None and device.type == "cuda":  # one GPU per worker
         ev.device = torch.device(f"cuda:{index % gpus}")
+    if device is None or device.type == "cpu":
+        # each worker its share of the cores: N workers of all cores each thrash (10x slower)
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.workers))
     space = searchspace.load_space(cfg.space)
     stop = Stop(cfg.trials, cfg.started + cfg.time_s if cfg.time_s else None)
     run_worker(open_storage(cfg.storage_url()), cfg.study, space, cfg.strategy,
@@ -261,7 +270,7 @@ def run_search(cfg: SearchConfig, resume: bool = False, progress: bool = True) -
     if resume:
         # a shared database: only trials whose heartbeats stopped, never another machine's
         # live ones; a journal belongs to this machine, so what is RUNNING there is dead
-        n = requeue_stale(study) if cfg.storage else requeue_orphans(
+        n = requeue_stale(study) if is_database(cfg.storage_url()) else requeue_orphans(
             study, reason="worker died: the run stopped before the trial finished (found by "
                           "--resume)")
         if n:
@@ -281,6 +290,7 @@ def run_search(cfg: SearchConfig, resume: bool = False, progress: bool = True) -
     try:
         _search(cfg, ev, storage)
     except KeyboardInterrupt as exc:
+        _ignore_signals()  # the clean stop below must not be cut short by a second one
         stopped = exc if isinstance(exc, Interrupted) else Interrupted()
     finally:
         monitor.stop()
@@ -298,6 +308,11 @@ def run_search(cfg: SearchConfig, resume: bool = False, progress: bool = True) -
     return summary
 
 
+def _ignore_signals() -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
+
+
 def _log(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -305,9 +320,7 @@ def _log(line: str) -> None:
 def _stop_cleanly(cfg: SearchConfig, study, stopped: Interrupted, ev) -> None:
     """After SIGINT or SIGTERM: the trials in flight queued again, the run folder written from
     what finished, one line on how to go on; then the signal goes on to the CLI (its exit
-    code). A second signal meanwhile ends the process at once."""
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, signal.SIG_DFL)
+    code). Signals are ignored meanwhile (SIGKILL still ends it)."""
     from nas.run_folder import write_outputs
 
     requeue_orphans(study, worker=worker_id(), reason=f"interrupted: {stopped.name}",
@@ -328,6 +341,9 @@ def join_search(storage_url: str, study_name: str, data: str | None, workers: in
     database; the run's settings come from the study. Returns the study's counts at the end
     (the machine that started the search writes the run folder)."""
     check_storage_url(storage_url)
+    if not is_database(storage_url):
+        raise UserError("nas worker joins a search in a database (postgresql://, mysql://, "
+                        "sqlite:///file.db); on one machine, use nas search --workers N")
     storage = open_storage(storage_url)
     try:
         study = optuna.load_study(study_name=study_name, storage=storage)
@@ -342,12 +358,16 @@ def join_search(storage_url: str, study_name: str, data: str | None, workers: in
     cfg.storage, cfg.workers = storage_url, workers
     if data:
         cfg.data = data
+    if cfg.strategy in NNI_NAMES:
+        raise UserError(f"{cfg.strategy}: NNI's strategies propose from one process; their "
+                        "search cannot be joined")
     ev = check(cfg)
     _log(f"joining {cfg.strategy} search {study_name!r} ({cfg.evaluator}, "
          f"{cfg.trials or 'unlimited'} trials) with {workers} worker(s)")
     try:
         _search(cfg, ev, storage)
     except KeyboardInterrupt as exc:
+        _ignore_signals()
         name = exc.name if isinstance(exc, Interrupted) else "SIGINT"
         requeue_orphans(study, worker=worker_id(), reason=f"interrupted: {name}",
                         status=Status.INTERRUPTED, counts_as_retry=False)
@@ -412,7 +432,7 @@ class _Supervisor:
         self.ctx = mp.get_context("spawn")
         self.procs: dict[int, mp.process.BaseProcess] = {}
         self.ids: set[str] = set()  # every worker this run started, as trials name them
-        self.starts = [0] * cfg.workers
+        self.restarts = MAX_RESTARTS * cfg.workers  # for all slots: a crash loop ends
 
     def run(self) -> None:
         try:
@@ -424,28 +444,37 @@ class _Supervisor:
                     if p.exitcode is not None:
                         del self.procs[slot]
                         self._ended(slot, p)
-        except KeyboardInterrupt:
+        except BaseException:  # a signal, or the storage failing: no worker is left behind
+            _ignore_signals()
             self._stop_all()
             raise
 
     def _start(self, slot: int) -> None:
         p = self.ctx.Process(target=_worker, args=(asdict(self.cfg), slot, os.getpid()),
                              daemon=True)
-        p.start()
+        # the child inherits SIG_IGN until its own code runs (a Ctrl-C is the parent's)
+        before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            p.start()
+        finally:
+            signal.signal(signal.SIGINT, before)
         self.procs[slot] = p
         self.ids.add(worker_id(p.pid))
-        self.starts[slot] += 1
 
     def _ended(self, slot: int, p) -> None:
-        if p.exitcode == 0:
-            return
-        why = _exit_reason(p.exitcode)
-        n = requeue_orphans(self.study, worker=worker_id(p.pid),
-                            reason=f"worker died: {why}")
-        again = not self.stop.reached(self.study) and self.starts[slot] <= MAX_RESTARTS
-        _log(f"worker {slot} (pid {p.pid}) died: {why}; "
-             f"{n} trial(s) queued again" + ("; starting another" if again else ""))
-        if again:
+        """A worker ended: a dead one's trial is queued again, and a worker is started in its
+        place, as it is for a queued trial that no running worker would take."""
+        n = 0
+        if p.exitcode != 0:
+            why = _exit_reason(p.exitcode)
+            n = requeue_orphans(self.study, worker=worker_id(p.pid),
+                                reason=f"worker died: {why}")
+            _log(f"worker {slot} (pid {p.pid}) died: {why}; {n} trial(s) queued again")
+        waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        if (p.exitcode != 0 or (waiting and not self.procs)) and self.restarts > 0 \
+                and not self.stop.reached(self.study):
+            self.restarts -= 1
+            _log(f"starting worker {slot} again")
             self._start(slot)
 
     def _stop_all(self) -> None:

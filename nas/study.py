@@ -22,6 +22,7 @@ import time
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ from nas.strategies.base import NOTHING_NEW, SCREENED, Screen, mark_study
 
 __all__ = ["open_storage", "create_study", "run_worker", "Stop", "Status", "counts",
            "evaluated", "best_trial", "requeue_orphans", "requeue", "requeue_stale", "failures",
-           "worker_id", "JOURNAL", "HEARTBEAT", "LATE"]
+           "worker_id", "is_database", "JOURNAL", "HEARTBEAT", "LATE"]
 
 JOURNAL = "study.journal"
 # a database study's trials send a heartbeat every HEARTBEAT[0] s; one silent for HEARTBEAT[1] s
@@ -85,6 +86,11 @@ class Stop:
 
 
 _DATABASES = ("postgresql://", "postgresql+", "mysql://", "mysql+", "sqlite://")
+
+
+def is_database(url: str | Path) -> bool:
+    """Whether ``url`` names a database (shared by machines, with heartbeats), not a journal."""
+    return str(url).startswith(_DATABASES)
 
 
 def check_storage_url(url: str | Path) -> None:
@@ -196,7 +202,7 @@ def requeue(study: optuna.Study, trial: FrozenTrial, status: Status, reason: str
     except UpdateFinishedTrialError:
         return False
     if again:
-        attrs = {"retries": retries + counts_as_retry, "retry_of": trial.number}
+        attrs = {"retries": retries + int(counts_as_retry), "retry_of": trial.number}
         if "seed" in trial.user_attrs:
             attrs["seed"] = trial.user_attrs["seed"]
         study.enqueue_trial(trial.params, user_attrs=attrs, skip_if_exists=False)
@@ -204,7 +210,7 @@ def requeue(study: optuna.Study, trial: FrozenTrial, status: Status, reason: str
 
 
 def requeue_orphans(study: optuna.Study, worker: str | None = None,
-                    reason: str = "its worker stopped before it finished",
+                    reason: str = "worker died: it stopped before the trial finished",
                     status: Status = Status.ORPHANED, counts_as_retry: bool = True) -> int:
     """Trials left RUNNING (by ``worker`` only, when given): failed with ``reason`` and queued
     again (see ``requeue``). Returns how many were queued."""
@@ -252,14 +258,19 @@ class _Heartbeat:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         if self._thread.is_alive():
-            self._thread.join()
+            self._thread.join(timeout=self.interval)  # a beat stuck in a dead connection
 
     def _beat(self) -> None:
+        warned = False
         while not self._stop.wait(self.interval):
             try:
                 self.storage.record_heartbeat(self.trial_id)
-            except Exception:  # noqa: BLE001 - a lost beat; the next one may get through
-                pass
+            except Exception as exc:  # noqa: BLE001 - a lost beat; the next may get through
+                if not warned:
+                    print(f"warning: a heartbeat of trial id {self.trial_id} was lost "
+                          f"({_describe(exc)}); past the grace period it is taken for dead",
+                          file=sys.stderr, flush=True)
+                    warned = True
 
 
 def failures(study: optuna.Study) -> dict[str, int]:
@@ -312,17 +323,23 @@ def _loop(study: optuna.Study, space: searchspace.SearchSpace, strategy: str, se
           on_trial: Callable[[FrozenTrial], None] | None, log: Callable[[str], None]) -> int:
     mark_study(study, space)
     w = _Worker(study, space, strategy, seed, evaluate, limits, stop, on_trial, log)
-    while not stop.reached(study):
+    while True:
+        n_stale = requeue_stale(study)  # before the stop test: a dead machine's claim is void
+        if n_stale:
+            log(f"{n_stale} trial(s) of workers that stopped sending heartbeats queued again")
+        if stop.reached(study):
+            break
         if w.idle >= MAX_IDLE:
             log(f"stopping: {w.idle} proposals in a row trained nothing (over the budget, or "
                 "scored already): the space has nothing new left under this budget")
             break
-        n_stale = requeue_stale(study)
-        if n_stale:
-            log(f"{n_stale} trial(s) of workers that stopped sending heartbeats queued again")
         trial = study.ask()
-        with _Heartbeat(study, trial._trial_id):
-            go_on = w.run(trial)
+        try:
+            with _Heartbeat(study, trial._trial_id):
+                go_on = w.run(trial)
+        except UpdateFinishedTrialError:  # a stalled worker's trial, failed as stale meanwhile
+            log(f"trial {trial.number} was failed as stale by another process meanwhile")
+            continue
         if not go_on:
             break
     return w.n
@@ -439,8 +456,10 @@ def _settled_lower(study: optuna.Study, number: int) -> list[FrozenTrial]:
     deadline = time.time() + 30  # a worker that died between ask and its status
     while True:
         lower = [t for t in study.get_trials(deepcopy=False) if t.number < number]
+        recent = datetime.now() - timedelta(seconds=30)  # older ones: their worker died
         pending = [t for t in lower
-                   if t.state == TrialState.RUNNING and "status" not in t.user_attrs]
+                   if t.state == TrialState.RUNNING and "status" not in t.user_attrs
+                   and t.datetime_start is not None and t.datetime_start > recent]
         if not pending or time.time() > deadline:
             return lower
         time.sleep(0.05)
@@ -471,7 +490,9 @@ def _record(study: optuna.Study, trial: optuna.Trial, r: Evaluation, strategy: s
     machine, not a dead one) keeps the late result in the study, not in the failed trial."""
     try:
         _tell(study, trial, r, strategy)
-    except UpdateFinishedTrialError:
+    except (UpdateFinishedTrialError, ValueError):  # ValueError: "Cannot tell a FAIL trial"
+        if study._storage.get_trial(trial._trial_id).state == TrialState.RUNNING:
+            raise
         study.set_user_attr(LATE.format(trial.number), r.to_dict())
         log(f"trial {trial.number} was failed as stale by another process meanwhile and "
             "queued again; its late result is kept in the study's user attributes")

@@ -81,7 +81,7 @@ def test_a_loss_that_becomes_nan_ends_training_within_a_few_steps(cifar_jpeg) ->
     recipe = Recipe(name="nan", split="search", epochs=4, train_subset=2048, batch_size=32,
                     lr=1e12, val_size=500, device="cpu", warmup=0.0)
     ev = ProxyEvaluator(recipe, data=cifar_jpeg)
-    r = ev.evaluate(searchspace.zoo.get("resnet20"), seed=0)
+    r = ev.evaluate(searchspace.scale(searchspace.zoo.get("resnet20"), width=0.25), seed=0)
     assert r.status == "failed" and r.reason.startswith("diverged: loss became")
     step = int(r.reason.split("by step ")[1].split()[0])
     assert step <= 32  # not the end of the first epoch (64 steps), let alone of all four
@@ -159,6 +159,18 @@ def test_a_damaged_journal_is_repaired_at_start_and_loses_nothing_complete(damag
     assert repair(path) == ""  # a whole journal is left alone
 
 
+def test_a_line_torn_by_a_killed_writer_mid_run_is_cut_before_the_next_append(tmp_path
+                                                                             ) -> None:
+    path = tmp_path / "study.journal"
+    before = _scored(_synthetic_study(path, 3))
+    with open(path, "ab") as f:  # another worker, killed in the middle of its write
+        f.write(b'{"op_code":8,"worker_id":"w","trial_id":0,"user_a')
+    study = create_study(open_storage(path), "s", "random")  # no start-up repair: mid-run
+    study.tell(study.ask(), 0.25)
+    study = create_study(open_storage(path), "s", "random")
+    assert _scored(study) == before and study.get_trials()[3].values == [0.25]
+
+
 _DISK_FULL = """
 import resource, sys
 from nas.study import create_study, open_storage
@@ -216,7 +228,7 @@ def slow_profile(tmp_path) -> Path:
 
 
 def _search(out: Path, profile: Path, data: Path, *args: str) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.Popen([sys.executable, "-m", "nas.cli", "search", "--budget", "100M",
                              "--strategy", "random", "--evaluator", str(profile), "--data",
                              str(data), "--baselines", "", "--out", str(out), *args],
