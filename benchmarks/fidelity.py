@@ -19,7 +19,6 @@ per cell; ``--out`` keeps one JSON per run there and rewrites ``fidelity.md`` fr
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import itertools
 import json
 import platform
@@ -32,6 +31,7 @@ from pathlib import Path
 import torch
 
 import evaluators
+from evaluators.recipe import apply_sets as _apply_sets
 from evaluators.table import load_nb201
 from evaluators.zero_cost import PROXIES, TRIVIAL, ZeroCost, kendall_tau, spearman_rho, vote
 from nas.report_table import table
@@ -70,14 +70,8 @@ def _recipe_name(profile: str, sets: list[str]) -> str:
 
 
 def apply_sets(recipe, sets: list[str]):
-    kinds = {f.name: f.type for f in dataclasses.fields(recipe)}  # annotations, as text
-    changes = {}
-    for item in sets:
-        key, _, value = item.partition("=")
-        kind = kinds[key]
-        changes[key] = (value.lower() in ("1", "true", "yes") if kind == "bool" else
-                        {"int": int, "float": float}.get(kind, str)(value))
-    return recipe.replace(**changes) if changes else recipe
+    """``--set KEY=VALUE`` changes, typed and range-checked by the recipe (RecipeError)."""
+    return _apply_sets(recipe, sets)
 
 
 def trained(cells: list, args: argparse.Namespace) -> dict:

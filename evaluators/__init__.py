@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from evaluators.proxy import Evaluation, ProxyEvaluator
-from evaluators.recipe import RecipeError, load_profile, profile_names
+from evaluators.recipe import RecipeError, check_device, load_profile, profile_names
 from evaluators.table import NB201Table
 
 __all__ = ["make", "names", "Evaluation", "ProxyEvaluator", "NB201Table", "TABLES"]
@@ -33,4 +33,6 @@ def make(name: str | Path, data: str | Path | None = None,
     if not Path(name).suffix and str(name) not in profile_names():
         raise RecipeError(f"unknown evaluator {str(name)!r} (known: {', '.join(names())}, "
                           "or a profile YAML path)")
-    return ProxyEvaluator(load_profile(name), data=data, limits=limits)
+    recipe = load_profile(name)
+    check_device(recipe.device, recipe.name)  # a device this machine lacks: one line, here
+    return ProxyEvaluator(recipe, data=data, limits=limits)

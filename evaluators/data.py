@@ -16,6 +16,7 @@ import os
 import pickle
 import tarfile
 import urllib.request
+import warnings
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -172,12 +173,16 @@ def _cached(source: Path) -> Path:
         return folder
     arrays = _decode(source)
     tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
-    tmp.mkdir(parents=True, exist_ok=True)
-    for name, array in arrays.items():
-        np.save(tmp / f"{name}.npy", array)
-    meta = {"source": str(source), "train": len(arrays["train_y"]),
-            "test": len(arrays["test_y"])}
-    (tmp / "meta.json").write_text(json.dumps(meta))
+    try:
+        tmp.mkdir(parents=True, exist_ok=True)
+        for name, array in arrays.items():
+            np.save(tmp / f"{name}.npy", array)
+        meta = {"source": str(source), "train": len(arrays["train_y"]),
+                "test": len(arrays["test_y"])}
+        (tmp / "meta.json").write_text(json.dumps(meta))
+    except OSError as exc:
+        raise DataError(f"cannot write the data cache {tmp} ({exc.strerror or exc}); set "
+                        "NAS_CACHE_DIR to a writable folder") from None
     try:
         tmp.rename(folder)
     except OSError:  # another process cached it first
@@ -270,10 +275,35 @@ def _from_batches(source: Path, batches: dict[str, bytes]) -> dict[str, np.ndarr
     return out
 
 
+def _decode_image(where: str, blob: bytes, shape: tuple[int, ...] | None) -> np.ndarray:
+    """One image as an (H, W, 3) uint8 array; DataError naming it when it is damaged, a
+    decompression bomb (Pillow's pixel limit, its warning included), or not ``shape``
+    (checked from the header, before decoding)."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(io.BytesIO(blob))
+            if shape is not None and img.size != (shape[1], shape[0]):
+                raise DataError(f"{where}: {img.size[0]}x{img.size[1]} pixels, but others are "
+                                f"{shape[1]}x{shape[0]}")
+            return np.asarray(img.convert("RGB"))
+        except DataError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise DataError(f"{where}: refused as a possible decompression bomb "
+                            f"({_one_line(exc)})") from None
+        except Exception as exc:  # Pillow's decoders raise OSError, SyntaxError, ValueError...
+            raise DataError(f"{where}: not a readable image ({_one_line(exc)})") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or exc.__class__.__name__
+
+
 def _from_images(source: Path, images: dict[str, list[tuple[str, str, bytes]]]
                  ) -> dict[str, np.ndarray]:
-    from PIL import Image, UnidentifiedImageError
-
     classes = sorted({c for c, _, _ in images["train"]})
     index = {c: i for i, c in enumerate(classes)}
     out = {}
@@ -282,15 +312,8 @@ def _from_images(source: Path, images: dict[str, list[tuple[str, str, bytes]]]
         for cls, name, blob in sorted(items, key=lambda t: t[1]):
             if cls not in index:
                 raise DataError(f"{source}: {name}: class {cls!r} has no training images")
-            try:
-                img = np.asarray(Image.open(io.BytesIO(blob)).convert("RGB"))
-            except (UnidentifiedImageError, OSError) as exc:
-                raise DataError(f"{source}: {name}: not a readable image ({exc})") from None
-            if shape is None:
-                shape = img.shape
-            elif img.shape != shape:
-                raise DataError(f"{source}: {name}: {img.shape[1]}x{img.shape[0]} pixels, but "
-                                f"others are {shape[1]}x{shape[0]}")
+            img = _decode_image(f"{source}: {name}", blob, shape)
+            shape = img.shape
             xs.append(img)
             ys.append(index[cls])
         out[f"{part}_x"] = np.ascontiguousarray(np.stack(xs).transpose(0, 3, 1, 2))

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from searchspace.files import load_named_yaml, names_in
+from searchspace.files import load_named_yaml, names_in, parse_yaml
+from searchspace.limits import MAX_RESOLUTION
 
-__all__ = ["Recipe", "RecipeError", "load_profile", "profile_names"]
+__all__ = ["Recipe", "RecipeError", "load_profile", "profile_names", "apply_sets",
+           "check_device"]
 
 _DIR = Path(__file__).parent / "profiles"
 
@@ -46,19 +51,113 @@ class Recipe:
     device: str = ""  # "cpu" or "cuda"; empty = CUDA when present
 
     def __post_init__(self) -> None:
-        if self.split not in ("search", "final"):
-            raise RecipeError(f"{self.name}: split must be 'search' or 'final'")
-        if self.decay not in ("linear", "cosine"):
-            raise RecipeError(f"{self.name}: decay must be 'linear' or 'cosine'")
-        if not 0 <= self.holdout < 1:
-            raise RecipeError(f"{self.name}: holdout is a fraction of the validation images, "
-                              "from 0 up to (not including) 1")
-        if self.epochs <= 0 or self.batch_size < 1 or self.lr <= 0:
-            raise RecipeError(f"{self.name}: epochs, batch_size and lr must be positive")
+        if not isinstance(self.name, str):
+            raise RecipeError(f"name: expected a string, got {self.name!r}")
+        for f in fields(self):
+            problem = _problem(f.name, str(f.type), getattr(self, f.name))
+            if problem:
+                raise RecipeError(f"{self.name}: {f.name}: {problem}")
 
     def replace(self, **changes: Any) -> Recipe:
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
+
+
+# Allowed values of each field beyond its type: (low, high, low included, high included) for
+# numbers, the allowed strings otherwise. Upper ends are far past any real recipe; they keep a
+# typo (epochs: 1e9) from running for ever.
+_RANGES: dict[str, tuple] = {
+    "epochs": (0, 10_000, False, True),
+    "batch_size": (1, 1 << 16, True, True),
+    "lr": (0, math.inf, False, False),  # 1e12 is allowed: a test makes training diverge
+    "momentum": (0, 1, True, False),
+    "weight_decay": (0, 1, True, True),
+    "label_smoothing": (0, 1, True, False),
+    "warmup": (0, 1, True, True),
+    "ema": (0, 1, True, False),
+    "crop_pad": (0, 64, True, True),
+    "train_subset": (0, 10**9, True, True),
+    "val_size": (1, 10**9, True, True),
+    "holdout": (0, 1, True, False),  # a fraction of the validation images
+    "width_mult": (0, 64, False, True),
+    "resolution": (0, MAX_RESOLUTION, True, True),
+    "eval_batch_size": (1, 1 << 16, True, True),
+    "time_limit": (0, 10**9, True, True),  # seconds; 0 = none
+    "split": ("search", "final"),
+    "decay": ("linear", "cosine"),
+}
+_DEVICE = re.compile(r"(cpu|cuda|cuda:\d{1,4}|mps)?")  # "" = CUDA when present
+
+
+def _problem(name: str, kind: str, value: Any) -> str:
+    """What is wrong with ``value`` for the field ``name`` of type ``kind``; "" if nothing."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "bool" and not isinstance(value, bool):
+        return f"expected true or false, got {value!r}"
+    if kind == "int" and not (number and isinstance(value, int)):
+        return f"expected an integer, got {value!r}"
+    if kind == "float" and not number:
+        return f"expected a number, got {value!r}"
+    if kind == "str" and not isinstance(value, str):
+        return f"expected a string, got {value!r}"
+    if kind == "float" and not math.isfinite(value):
+        return f"must be a finite number, got {value}"
+    if name == "device" and not _DEVICE.fullmatch(value):
+        return f"{value!r} is not one of cpu, cuda, cuda:N, mps (or empty: CUDA when present)"
+    allowed = _RANGES.get(name)
+    if allowed is None or not number and value in allowed:
+        return ""
+    if not number:
+        return f"{value!r} is not one of {', '.join(allowed)}"
+    low, high, low_in, high_in = allowed
+    if (value > low or low_in and value == low) and (value < high or high_in and value == high):
+        return ""
+    upper = "" if high == math.inf else f" and {'at most' if high_in else 'under'} {high:,}"
+    return f"must be {'at least' if low_in else 'more than'} {low}{upper}, got {value!r}"
+
+
+def check_device(name: str, owner: str = "") -> str:
+    """``name`` when this machine has that device ("" = CUDA when present, else the CPU);
+    RecipeError naming it (and ``owner``, a profile) otherwise. Run before training: torch's
+    own error is a traceback."""
+    try:
+        return _check_device(name)
+    except RecipeError as exc:
+        raise RecipeError(f"{owner}: {exc}" if owner else str(exc)) from None
+
+
+def _check_device(name: str) -> str:
+    problem = _problem("device", "str", name)
+    if problem:
+        raise RecipeError(f"device: {problem}")
+    if name.startswith("cuda"):
+        import torch
+
+        count = torch.cuda.device_count()
+        if int(name[5:] or 0) >= count:
+            has = f"{count} CUDA device(s)" if count else "no CUDA device"
+            raise RecipeError(f"device: {name!r}, but this machine has {has}")
+    if name == "mps":
+        import torch
+
+        if not torch.backends.mps.is_available():
+            raise RecipeError("device: 'mps', but this machine has no Apple GPU")
+    return name
+
+
+def apply_sets(recipe: Recipe, items: Iterable[str]) -> Recipe:
+    """``recipe`` with ``KEY=VALUE`` changes (``--set``), each value read as YAML (``0.5``,
+    ``true``, ``cpu``); RecipeError naming the field when a key or a value is wrong."""
+    known = [f.name for f in fields(recipe)]
+    changes: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or key not in known:
+            raise RecipeError(f"--set {item!r}: expected KEY=VALUE with KEY one of "
+                              f"{', '.join(known)}")
+        changes[key] = parse_yaml(text, RecipeError, f"--set {key}: ") if text.strip() else ""
+    return recipe.replace(**changes) if changes else recipe
 
 
 def profile_names() -> list[str]:
@@ -72,7 +171,7 @@ def load_profile(name_or_path: str | Path) -> Recipe:
     if not isinstance(data, dict):
         raise RecipeError(f"{path}: expected a mapping of recipe fields")
     known = {f.name for f in fields(Recipe)}
-    unknown = sorted(set(data) - known)
+    unknown = sorted(map(str, set(data) - known))  # keys may be numbers too
     if unknown:
         raise RecipeError(f"{path}: unknown field {unknown[0]!r} "
                           f"(known: {', '.join(sorted(known))})")
@@ -81,3 +180,6 @@ def load_profile(name_or_path: str | Path) -> Recipe:
         return Recipe(**data)
     except TypeError as exc:
         raise RecipeError(f"{path}: {exc}") from None
+    except RecipeError as exc:  # "<name>: field: ...": the path names the file instead
+        message = str(exc).removeprefix(f"{data['name']}: ")
+        raise RecipeError(f"{path}: {message}") from None

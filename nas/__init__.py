@@ -15,8 +15,9 @@ from typing import Any
 
 from nas.budget import Budget, parse_budget
 from nas.errors import UserError
+from nas.paths import check_writable
 
-__all__ = ["UserError", "Budget", "parse_budget", "strategies"]
+__all__ = ["UserError", "Budget", "parse_budget", "check_writable", "strategies"]
 
 
 def __getattr__(name: str) -> Any:

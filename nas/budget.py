@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from nas.errors import UserError
+from searchspace.limits import MAX_MADDS, MAX_PARAMS
 
 __all__ = ["Budget", "parse_budget", "FORMS"]
 
@@ -55,6 +56,10 @@ def parse_budget(text: str) -> Budget:
         value = float(m.group(1)) * _SCALE[m.group(2).lower()] * factor
         if value <= 0:
             raise UserError(f"budget {part.strip()!r} must be positive")
+        ceiling = {"madds": MAX_MADDS, "params": MAX_PARAMS}[key]
+        if value > ceiling:  # also an infinity: 400 digits read as a float
+            raise UserError(f"budget {part.strip()[:40]!r} is over the limit of {ceiling:.0e} "
+                            f"{key}, far above any real network")
         if key in limits:
             raise UserError(f"budget {text!r} limits {key} twice")
         limits[key] = value

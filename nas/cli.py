@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
+import signal
 import sys
 from collections.abc import Sequence
 
-from nas.errors import UserError
+from nas.errors import Interrupted, UserError, raise_on_signals
 
 __all__ = ["main"]
 
@@ -51,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
 
 # Commands that live in their own modules (each has register(sub)), in the order `nas -h`
 # lists them; imported only when the parser is built, so `nas zoo` stays light.
-_COMMAND_MODULES = ("nas.search_cmd", "nas.train_cmd", "nas.scale_cmd", "nas.compare_cmd")
+_COMMAND_MODULES = ("nas.search_cmd", "nas.worker_cmd", "nas.train_cmd", "nas.scale_cmd",
+                    "nas.compare_cmd")
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
@@ -67,20 +71,46 @@ def _known_errors() -> tuple[type[BaseException], ...]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: run a subcommand; user errors become one line and exit code 2."""
     try:
-        args = _parser().parse_args(argv)
-        args.run(args)
+        with raise_on_signals():
+            args = _parser().parse_args(argv)
+            args.run(args)
+            sys.stdout.flush()  # a full disk under stdout fails here, not at exit as a traceback
     except UserError as exc:
         print(f"nas: error: {exc}", file=sys.stderr)
         return exc.code
     except _known_errors() as exc:
         print(f"nas: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("nas: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        print(f"nas: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        return 128 + signum
     except BrokenPipeError:
+        _settle_stdout()
         return 0
+    except OSError as exc:
+        if exc.errno not in _DISK_FULL:
+            raise
+        _settle_stdout()
+        print(f"nas: error: cannot write {exc.filename or 'the output'}: {exc.strerror}",
+              file=sys.stderr)
+        return 2
     return 0
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _settle_stdout() -> None:
+    """Flush stdout, or point it at /dev/null when it cannot take what it still holds, so that
+    the interpreter's last flush at exit does not print a second error."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # no real file behind stdout (a test's capture)
+            pass
 
 
 if __name__ == "__main__":

@@ -72,8 +72,9 @@ def reporting_evaluator(recipe: Recipe, data: Any, device: Any = None) -> ProxyE
 def _train_cached(ev: ProxyEvaluator, g: searchspace.Genotype, seed: int, folder: Path,
                   data_key: str) -> dict[str, Any]:
     path = _cache_path(folder, g, ev, seed, data_key)
-    if path.is_file():
-        return json.loads(path.read_text())
+    cached = _read_cache(path)
+    if cached is not None:
+        return cached
     result = ev.train(g, seed)
     record = {"accuracy": result.accuracy, "seconds": result.seconds,
               "images_per_s": result.images_per_s, "device": result.device,
@@ -81,6 +82,16 @@ def _train_cached(ev: ProxyEvaluator, g: searchspace.Genotype, seed: int, folder
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record))
     return record
+
+
+def _read_cache(path: Path) -> dict[str, Any] | None:
+    """A cached record, or None when it is missing or damaged (a run killed while writing
+    it, a full disk): it is measured again instead of failing as a traceback."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 @torch.no_grad()
@@ -108,8 +119,9 @@ def latency(g: searchspace.Genotype, device: str, batch: int) -> float:
 def _latencies(g: searchspace.Genotype, folder: Path) -> dict[str, float]:
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     path = folder / "cache" / f"{g.key()}-latency-{'-'.join(devices)}.json"
-    if path.is_file():
-        return json.loads(path.read_text())
+    cached = _read_cache(path)
+    if cached is not None:
+        return cached
     out = {f"{d}_b{b}": round(latency(g, d, b), 3) for d in devices for b in (1, 256)}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out))

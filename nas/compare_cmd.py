@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import searchspace
-from evaluators.recipe import load_profile
+from evaluators.recipe import check_device, load_profile
 from nas.budget import parse_budget
 from nas.compare import (
     DEFAULT_BASELINES,
@@ -23,6 +23,7 @@ from nas.compare import (
 )
 from nas.errors import UserError
 from nas.genotypes import resolve_genotype
+from nas.paths import check_writable
 from nas.run_folder import environment
 from nas.train_cmd import default_profile
 
@@ -49,6 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> None:
     start = time.time()
+    check_writable(args.output, folder=True)
     found = []
     for arg in args.genotypes:
         g = resolve_genotype(arg)
@@ -67,12 +69,13 @@ def _run(args: argparse.Namespace) -> None:
         raise UserError("--seeds must be at least 1")
     budget = parse_budget(args.budget) if args.budget else None
     recipe = load_profile(args.profile or default_profile())
+    check_device(recipe.device, recipe.name)
     ev = reporting_evaluator(recipe, args.data)
     entries = entries_for(found, baselines, budget.limits if budget else None,
                           args.budget or "")
+    _ = ev.split  # a data error comes alone, before the progress lines
     log_stderr(f"comparing {len(entries)} networks x {args.seeds} seed(s) by {recipe.name} "
                f"on {ev.device}; results cached in {args.output}/cache")
-    _ = ev.split
     rows = compare(entries, ev, args.seeds, Path(args.output), log=log_stderr)
     command = "nas compare " + " ".join(shlex.quote(a) for a in sys.argv[2:])
     write_report(rows, recipe, args.data, args.seeds, time.time() - start, Path(args.output),

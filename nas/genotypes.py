@@ -22,8 +22,10 @@ def resolve_genotype(arg: str) -> searchspace.Genotype:
     if path.is_file():
         try:
             g = searchspace.Genotype.from_yaml(path)
-        except searchspace.GenotypeError as exc:
-            raise UserError(f"{path}: {exc}") from None
+        except searchspace.GenotypeError as exc:  # errors reading the file name it already
+            text = str(exc)
+            raise UserError(text if text.startswith(f"{path}: ") else f"{path}: {text}") \
+                from None
         return g if g.name else g.replace(name=path.stem)
     if arg in searchspace.zoo.names():
         return searchspace.zoo.get(arg)

@@ -7,10 +7,20 @@ import json
 import sys
 
 import searchspace
+from nas import flags
 from nas.budget import parse_budget
 from nas.errors import UserError
 from nas.genotypes import resolve_genotype
-from nas.scaling import EFFICIENTNET, best_coefficients, grid_points, scale_to_budget
+from nas.paths import check_writable
+from nas.scaling import (
+    EFFICIENTNET,
+    MAX_COEFFICIENT,
+    best_coefficients,
+    grid_points,
+    scale_to_budget,
+)
+
+_COEFFICIENT = flags.number(1.0, MAX_COEFFICIENT)
 
 __all__ = ["register"]
 
@@ -21,13 +31,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("genotype", help="zoo name, YAML file or run folder")
     s.add_argument("--budget", required=True, help="e.g. 600M-madds, 1.2G-flops, 3M-params")
     s.add_argument("-o", "--output", help="write the scaled genotype YAML here")
-    s.add_argument("--alpha", type=float, default=EFFICIENTNET[0], help="depth base (1.2)")
-    s.add_argument("--beta", type=float, default=EFFICIENTNET[1], help="width base (1.1)")
-    s.add_argument("--gamma", type=float, default=EFFICIENTNET[2], help="resolution base (1.15)")
+    s.add_argument("--alpha", type=_COEFFICIENT, default=EFFICIENTNET[0],
+                   help="depth base (1.2)")
+    s.add_argument("--beta", type=_COEFFICIENT, default=EFFICIENTNET[1], help="width base (1.1)")
+    s.add_argument("--gamma", type=_COEFFICIENT, default=EFFICIENTNET[2],
+                   help="resolution base (1.15)")
     s.add_argument("--grid", action="store_true",
                    help="first pick (alpha, beta, gamma) on alpha*beta^2*gamma^2 ~ 2 by the "
                         "proxy, every point scaled to 2x the multiply-adds")
-    s.add_argument("--grid-step", type=float, default=0.2, help="grid step of alpha")
+    s.add_argument("--grid-step", type=flags.number(0.01, 1.0), default=0.2,
+                   help="grid step of alpha, 0.01 to 1 (default: 0.2)")
     s.add_argument("--profile", default=None, help="proxy profile for --grid")
     s.add_argument("--seeds", type=int, default=2,
                    help="training seeds averaged per --grid point (default: 2)")
@@ -45,6 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _scale(args: argparse.Namespace) -> None:
+    if args.output:
+        check_writable(args.output)
     g = resolve_genotype(args.genotype)
     budget = parse_budget(args.budget)
     coeffs = (args.alpha, args.beta, args.gamma)
@@ -70,12 +85,14 @@ def _scale(args: argparse.Namespace) -> None:
 
 def _grid(g: searchspace.Genotype, args: argparse.Namespace) -> tuple[float, float, float]:
     from evaluators.proxy import ProxyEvaluator
-    from evaluators.recipe import load_profile
+    from evaluators.recipe import check_device, load_profile
     from nas.train_cmd import default_profile
 
     if args.seeds < 1:
         raise UserError("--seeds must be at least 1")
-    ev = ProxyEvaluator(load_profile(args.profile or default_profile()), data=args.data)
+    recipe = load_profile(args.profile or default_profile())
+    check_device(recipe.device, recipe.name)
+    ev = ProxyEvaluator(recipe, data=args.data)
     ev.load()
     points = grid_points(args.grid_step)
     print(f"grid: {len(points)} points of (alpha, beta, gamma), each scaled to 2x the "
@@ -102,6 +119,7 @@ def _export(args: argparse.Namespace) -> None:
 
     from nas.export import write_export
 
+    check_writable(args.output)
     g = resolve_genotype(args.genotype)
     fmt = args.format or {".pt2": "pt2", ".onnx": "onnx"}.get(Path(args.output).suffix, "py")
     found_by = _found_by(args.genotype)

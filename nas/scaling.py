@@ -19,9 +19,12 @@ import searchspace
 from nas.errors import UserError
 
 __all__ = ["ScaleResult", "scale_to_budget", "compound", "fill_ratio", "EFFICIENTNET",
-           "grid_points"]
+           "grid_points", "MAX_COEFFICIENT"]
 
 EFFICIENTNET = (1.2, 1.1, 1.15)  # alpha (depth), beta (width), gamma (resolution)
+# alpha, beta and gamma lie in [1, 4]: EfficientNet's are near 1.1, the grid's at most 2, and
+# 4**96 (the largest phi tried) still fits a float.
+MAX_COEFFICIENT = 4.0
 MIN_RESOLUTION = 16
 
 
@@ -68,11 +71,14 @@ def scale_to_budget(g: searchspace.Genotype, limits: Mapping[str, float],
     if not limits:
         raise UserError("scaling needs a budget")
     for name, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
-        if value < 1.0:
-            raise UserError(f"{name} must be at least 1, got {value}")
+        if not 1.0 <= value <= MAX_COEFFICIENT:
+            raise UserError(f"{name} must be from 1 to {MAX_COEFFICIENT:g}, got {value}")
 
     def ratio(phi: float) -> float:
-        return fill_ratio(compound(g, phi, alpha, beta, gamma), limits)
+        try:
+            return fill_ratio(compound(g, phi, alpha, beta, gamma), limits)
+        except (searchspace.GenotypeError, OverflowError):  # past the limits: does not fit
+            return math.inf
 
     lo, hi = -12.0, 12.0
     if ratio(lo) > 1.0:

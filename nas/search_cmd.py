@@ -11,6 +11,7 @@ from pathlib import Path
 
 from evaluators import TABLES
 from evaluators.zero_cost import PROXIES, TRIVIAL
+from nas import flags
 from nas.errors import UserError
 from nas.screen import DEFAULT_BY
 from nas.search import SearchConfig, defaults, parse_duration, run_search
@@ -43,8 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--storage", help="a database URL shared by workers on several machines, "
                                      "e.g. postgresql://user@host/db")
     s.add_argument("--study", default="search", help="study name inside the storage")
-    s.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--workers", type=int, help="worker processes on this machine (default: 1)")
+    s.add_argument("--seed", type=flags.seed, default=0,
+                   help=f"0 to {flags.MAX_SEED:,} (default: 0)")
     s.add_argument("--no-scale", action="store_true",
                    help="search at the full budget and do not scale the winner")
     s.add_argument("--baselines", default=None,
@@ -56,25 +58,60 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--screen-by", default=DEFAULT_BY, metavar="SCORE",
                    help=f"the zero-cost score: {', '.join([*PROXIES, *TRIVIAL])}, or "
                         f"vote:A+B[+...] (their summed ranks) (default: {DEFAULT_BY})")
-    s.add_argument("--resume", metavar="DIR", help="continue the run in DIR")
+    s.add_argument("--resume", metavar="DIR", help="continue the run in DIR to its total; "
+                   f"{', '.join(RESUMABLE)} may be given again, other flags are the run's own")
     s.add_argument("--json", action="store_true", help="print one final JSON line")
     s.set_defaults(run=_run)
 
 
+# flags a resumed run may change; the others define the run and come from its config.json
+RESUMABLE = ("--data", "--trials", "--time", "--workers")
+
+
+def _resumed(args: argparse.Namespace) -> SearchConfig:
+    path = Path(args.resume) / "config.json"
+    if not path.is_file():
+        raise UserError(f"{args.resume}: not a run folder (no config.json)")
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        known = {f.name for f in fields(SearchConfig)}
+        cfg = SearchConfig(**{k: v for k, v in data.items() if k in known})
+        _check_types(cfg)
+    except (OSError, UnicodeDecodeError, ValueError, TypeError) as exc:
+        raise UserError(f"{path}: damaged ({' '.join(str(exc).split())[:120]}); start a new "
+                        "run, or repair the file") from None
+    cfg.out, cfg.started = args.resume, time.time()
+    if args.trials:
+        cfg.trials = args.trials
+    if args.time:
+        cfg.time_s = parse_duration(args.time)
+    if args.data:
+        cfg.data = args.data
+    if args.workers is not None:
+        cfg.workers = args.workers
+    return cfg
+
+
+def _check_types(cfg: SearchConfig) -> None:
+    """TypeError naming the first field of a loaded config whose value has the wrong type."""
+    expect = {"budget": (str, type(None)), "strategy": str, "trials": (int, type(None)),
+              "time_s": (int, float, type(None)), "space": str, "evaluator": str,
+              "data": (str, type(None)), "storage": (str, type(None)), "study": str,
+              "workers": int, "seed": int, "scale": bool, "base_fraction": (int, float),
+              "reduced_cpu": bool, "baselines": (list, type(None)), "screen": int,
+              "screen_by": str, "started": (int, float)}
+    for name, kinds in expect.items():
+        value = getattr(cfg, name)
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in
+                                            (kinds if isinstance(kinds, tuple) else (kinds,))):
+            raise TypeError(f"{name} is {value!r}")
+
+
 def _config(args: argparse.Namespace) -> tuple[SearchConfig, bool]:
     if args.resume:
-        path = Path(args.resume) / "config.json"
-        if not path.is_file():
-            raise UserError(f"{args.resume}: not a run folder (no config.json)")
-        known = {f.name for f in fields(SearchConfig)}
-        data = {k: v for k, v in json.loads(path.read_text()).items() if k in known}
-        cfg = SearchConfig(**data)
-        cfg.out, cfg.started = args.resume, time.time()
-        if args.trials:
-            cfg.trials = args.trials
-        if args.time:
-            cfg.time_s = parse_duration(args.time)
-        return cfg, True
+        return _resumed(args), True
     table = (args.evaluator or "") in TABLES
     if not args.budget and not table:
         raise UserError("--budget is required (e.g. --budget 600M-madds)")
@@ -85,7 +122,8 @@ def _config(args: argparse.Namespace) -> tuple[SearchConfig, bool]:
                        time_s=parse_duration(args.time) if args.time else None,
                        space=args.space, evaluator=args.evaluator or "proxy-cpu",
                        data=args.data, out=out, storage=args.storage, study=args.study,
-                       workers=args.workers, seed=args.seed, scale=not args.no_scale,
+                       workers=1 if args.workers is None else args.workers, seed=args.seed,
+                       scale=not args.no_scale,
                        baselines=_baselines(args.baselines),
                        screen=1 if args.screen is None else args.screen,
                        screen_by=args.screen_by)

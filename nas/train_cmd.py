@@ -11,10 +11,12 @@ import torch
 
 import searchspace
 from evaluators.proxy import ProxyEvaluator
-from evaluators.recipe import load_profile
+from evaluators.recipe import check_device, load_profile
 from evaluators.train import EpochLog
+from nas import flags
 from nas.errors import UserError
 from nas.genotypes import resolve_genotype
+from nas.paths import check_writable
 
 __all__ = ["register", "default_profile", "save_checkpoint"]
 
@@ -33,9 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default: proxy-gpu on a GPU, else proxy-cpu)")
     s.add_argument("--data", help="CIFAR-10: official archive or folder, or an image-folder "
                                   "tree or archive (default: $NAS_DATA, the cache, a download)")
-    s.add_argument("--epochs", type=float, help="override the profile's epochs")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--device", help="cpu or cuda (default: the profile's, else CUDA if present)")
+    s.add_argument("--epochs", type=flags.finite, help="override the profile's epochs")
+    s.add_argument("--seed", type=flags.seed, default=0,
+                   help=f"training seed, 0 to {flags.MAX_SEED:,} (default: 0)")
+    s.add_argument("--device", type=flags.device,
+                   help="cpu or cuda (default: the profile's, else CUDA if present)")
     s.add_argument("-o", "--output", help="write a checkpoint (state_dict and genotype) here")
     s.add_argument("--json", action="store_true", help="print one final JSON line")
     s.set_defaults(run=_run)
@@ -56,17 +60,21 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, g: searchspace.Gen
 
 
 def _run(args: argparse.Namespace) -> None:
+    if args.output:
+        check_writable(args.output)
     g = resolve_genotype(args.genotype)
     recipe = load_profile(args.profile or default_profile())
     if args.epochs is not None:
         if args.epochs <= 0:
             raise UserError("--epochs must be positive")
         recipe = recipe.replace(epochs=args.epochs)
+    if args.device is None:
+        check_device(recipe.device, recipe.name)
     ev = ProxyEvaluator(recipe, data=args.data, device=args.device, progress=_progress)
     c = searchspace.cost(g)
+    _ = ev.split  # load (and cache) the data before timing, and fail before saying "training"
     print(f"training {g.name or 'genotype'} ({c.madds / 1e6:.1f}M multiply-adds, "
           f"{c.params:,} parameters) by {recipe.name} on {ev.device}", file=sys.stderr)
-    _ = ev.split  # load (and cache) the data before timing
     result = ev.train(g, args.seed)
     key = "val_accuracy" if recipe.split == "search" else "test_accuracy"
     info = {key: result.accuracy, "madds": c.madds, "params": c.params,

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from searchspace.genotype import Genotype
-from searchspace.layout import CellPlan, layout
+from searchspace.genotype import Genotype, GenotypeError
+from searchspace.layout import CellPlan, Layout, layout
+from searchspace.limits import MAX_MADDS, MAX_PARAMS
 from searchspace.ops import OPS, Layer, bn_layer, conv_layer
 
-__all__ = ["Cost", "cost"]
+__all__ = ["Cost", "cost", "check_ceiling"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,21 @@ def cost(g: Genotype, prune: bool = True) -> Cost:
         >>> cost(searchspace.zoo.get("resnet20")).params
         269722
     """
-    plan = layout(g, prune)
+    return _count(g, layout(g, prune))
+
+
+def check_ceiling(g: Genotype, plan: Layout) -> None:
+    """GenotypeError when the network placed by ``plan`` passes MAX_MADDS or MAX_PARAMS (run
+    by validation on every node as written, so every Genotype's cost lies below both)."""
+    c = _count(g, plan)
+    for what, value, limit in (("multiply-adds", c.madds, MAX_MADDS),
+                               ("parameters", c.params, MAX_PARAMS)):
+        if value > limit:
+            raise GenotypeError(f"{what}: {value:.3g}, over the limit of {limit:.0e} (far above "
+                                "any real CNN: check resolution, widths and depths)")
+
+
+def _count(g: Genotype, plan: Layout) -> Cost:
     layers = _stem(g)
     for cell in plan.cells:
         layers += _cell(cell)

@@ -5,11 +5,22 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from searchspace.files import parse_yaml, read_yaml_text
+from searchspace.limits import (
+    MAX_CELLS,
+    MAX_CHANNELS,
+    MAX_CLASSES,
+    MAX_KERNEL,
+    MAX_NODES,
+    MAX_RESOLUTION,
+)
 
 __all__ = ["Genotype", "GenotypeError", "Stage", "Cell", "Node", "Stem", "Head"]
 
@@ -137,15 +148,9 @@ class Genotype:
 
     @classmethod
     def from_yaml(cls, source: str | Path) -> Genotype:
-        """Parse a YAML path or YAML text (``yaml.safe_load``, never code)."""
-        text = _read_source(source)
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark else ""
-            raise GenotypeError(f"not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
-        return cls.from_dict(data)
+        """Parse a YAML path or YAML text (``yaml.safe_load``, never code; within the limits of
+        ``searchspace.limits``: size, nesting, no aliases)."""
+        return cls.from_dict(parse_yaml(_read_source(source), GenotypeError))
 
     def key(self) -> str:
         """Canonical hash of the architecture: equal nets, equal keys.
@@ -194,12 +199,12 @@ def pruned_cell(cell: Cell) -> Cell:
 
 def _read_source(source: str | Path) -> str:
     if isinstance(source, Path):
-        return source.read_text()
+        return read_yaml_text(source, GenotypeError)
     if "\n" not in source and source.endswith((".yaml", ".yml")):
         path = Path(source)
         if not path.is_file():
             raise GenotypeError(f"{source}: no such genotype file")
-        return path.read_text()
+        return read_yaml_text(path, GenotypeError)
     return source
 
 
@@ -248,7 +253,7 @@ def _required(cls: type) -> set[str]:
 
 def _from_plain(cls: type, data: Any, where: str) -> Any:
     if not isinstance(data, dict):
-        _fail(where or "genotype", f"expected a mapping, got {type(data).__name__}")
+        _fail(where or "genotype", f"expected a mapping, got {_kind(data)}")
     names = [f.name for f in fields(cls)]
     for key in data:
         if key not in names:
@@ -279,8 +284,13 @@ def _convert(cls: type, f: dataclasses.Field, value: Any, where: str) -> Any:
             _fail(where, "expected a non-empty list" if f.name == "stages" else "expected a list")
         return tuple(_from_plain(child, v, f"{where}[{i}]") for i, v in enumerate(value))
     if child is not None:
-        return None if value is None else _from_plain(child, value, where)
+        optional = value is None and f.name == "reduce_cell"
+        return None if optional else _from_plain(child, value, where)
     return _check_scalar(f, value, where)
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
 
 
 def _is_int(v: Any) -> bool:
@@ -342,23 +352,40 @@ _Dumper.add_representer(list, _represent_list)
 def _check_genotype(g: Genotype) -> None:
     from searchspace import ops  # late: ops imports this module
 
-    _positive(g.resolution, "resolution")
-    _positive(g.num_classes, "num_classes")
-    _positive(g.in_channels, "in_channels")
+    _positive(g.resolution, "resolution", MAX_RESOLUTION)
+    _positive(g.num_classes, "num_classes", MAX_CLASSES)
+    _positive(g.in_channels, "in_channels", MAX_CHANNELS)
+    _instance(g.stem, Stem, "stem")
+    _instance(g.head, Head, "head")
     _check_stem(g.stem)
     _check_head(g.head)
     if not g.stages:
         _fail("stages", "at least one stage is needed")
+    if len(g.stages) > MAX_CELLS:
+        _fail("stages", f"{len(g.stages):,} stages, over the limit of {MAX_CELLS:,} cells")
     for i, stage in enumerate(g.stages):
+        _instance(stage, Stage, f"stages[{i}]")
         _check_stage(stage, f"stages[{i}]", ops)
+    cells = sum(stage.depth for stage in g.stages)
+    if cells > MAX_CELLS:
+        _fail("stages", f"{cells:,} cells in all (the depths summed), over the limit of "
+                        f"{MAX_CELLS:,}")
+    from searchspace.cost import check_ceiling  # late: both import this module
     from searchspace.layout import layout  # shapes: channels add up, resolutions agree
 
-    layout(g, prune=False)  # every node as written, dead ones too
+    check_ceiling(g, layout(g, prune=False))  # every node as written, dead ones too
 
 
-def _positive(value: Any, where: str) -> None:
+def _positive(value: Any, where: str, most: int) -> None:
     if not _is_int(value) or value < 1:
         _fail(where, f"must be a positive integer, got {value!r}")
+    if value > most:
+        _fail(where, f"{value:,} is over the limit of {most:,}")
+
+
+def _instance(value: Any, cls: type, where: str) -> None:
+    if not isinstance(value, cls):
+        _fail(where, f"expected a {cls.__name__.lower()} mapping, got {_kind(value)}")
 
 
 def _one_of(value: Any, allowed: tuple, where: str) -> None:
@@ -367,7 +394,7 @@ def _one_of(value: Any, allowed: tuple, where: str) -> None:
 
 
 def _check_stem(stem: Stem) -> None:
-    _positive(stem.width, "stem.width")
+    _positive(stem.width, "stem.width", MAX_CHANNELS)
     _odd_kernel(stem.kernel, "stem.kernel")
     _one_of(stem.stride, (1, 2), "stem.stride")
     _one_of(stem.act, ACTIVATIONS, "stem.act")
@@ -375,7 +402,7 @@ def _check_stem(stem: Stem) -> None:
 
 def _check_head(head: Head) -> None:
     if head.width is not None:
-        _positive(head.width, "head.width")
+        _positive(head.width, "head.width", MAX_CHANNELS)
     _one_of(head.act, ACTIVATIONS, "head.act")
     _one_of(head.pool, POOLS, "head.pool")
     if head.preact and head.width is not None:
@@ -387,14 +414,18 @@ def _check_head(head: Head) -> None:
 def _odd_kernel(k: Any, where: str) -> None:
     if not _is_int(k) or k < 1 or k % 2 == 0:
         _fail(where, f"convolution kernels are odd positive integers, got {k!r}")
+    if k > MAX_KERNEL:
+        _fail(where, f"{k:,} is over the limit of {MAX_KERNEL}")
 
 
 def _check_stage(stage: Stage, where: str, ops: Any) -> None:
-    _positive(stage.depth, f"{where}.depth")
-    _positive(stage.width, f"{where}.width")
+    _positive(stage.depth, f"{where}.depth", MAX_CELLS)
+    _positive(stage.width, f"{where}.width", MAX_CHANNELS)
     _one_of(stage.stride, (1, 2), f"{where}.stride")
+    _instance(stage.cell, Cell, f"{where}.cell")
     _check_cell(stage.cell, f"{where}.cell", ops)
     if stage.reduce_cell is not None:
+        _instance(stage.reduce_cell, Cell, f"{where}.reduce_cell")
         _check_cell(stage.reduce_cell, f"{where}.reduce_cell", ops)
         if stage.stride != 2:
             _fail(f"{where}.reduce_cell", "only a stage with stride 2 uses a reduce_cell")
@@ -405,6 +436,8 @@ def _check_stage(stage: Stage, where: str, ops: Any) -> None:
 
 
 def _check_cell(cell: Cell, where: str, ops: Any) -> None:
+    if len(cell.nodes) > MAX_NODES:
+        _fail(f"{where}.nodes", f"{len(cell.nodes):,} nodes, over the limit of {MAX_NODES}")
     for i, node in enumerate(cell.nodes):
         _check_node(node, i + 1, f"{where}.nodes[{i}]", ops)
     if not cell.outputs:
@@ -436,9 +469,22 @@ def _check_node(node: Node, number: int, where: str, ops: Any) -> None:
     _one_of(node.combine, COMBINES, f"{where}.combine")
     _one_of(node.width_of, WIDTH_BASES, f"{where}.width_of")
     _one_of(node.act, ACTIVATIONS, f"{where}.act")
-    if node.width is not None and not node.width > 0:
-        _fail(f"{where}.width", f"must be positive, got {node.width}")
+    if not _is_int(node.kernel) or not 1 <= node.kernel <= MAX_KERNEL:
+        _fail(f"{where}.kernel", f"must be an integer from 1 to {MAX_KERNEL}, got {node.kernel!r}")
+    if node.width is not None:
+        _check_ratio(node.width, f"{where}.width")
     op.check(node, where)
+
+
+def _check_ratio(width: Any, where: str) -> None:
+    if isinstance(width, bool) or not isinstance(width, (int, float)):
+        _fail(where, f"expected a number, got {width!r}")
+    if not math.isfinite(width):
+        _fail(where, f"must be a finite number, got {width}")
+    if not width > 0:
+        _fail(where, f"must be positive, got {width}")
+    if width > MAX_CHANNELS:  # a ratio of a base of at least one channel
+        _fail(where, f"{width:g} is over the limit of {MAX_CHANNELS:,}")
 
 
 def _levels(cell: Cell, where: str) -> list[int]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from searchspace.genotype import Cell, GenotypeError, pruned_cell
+from searchspace.limits import MAX_CHANNELS
 from searchspace.ops import OPS, OpSpec
 
 if TYPE_CHECKING:
@@ -95,16 +96,24 @@ def _place(cell: Cell, path: str, where: str, stride: int, c_in: int, h_in: int,
             raise GenotypeError(f"{at}.kernel: a 2x2 pool needs stride 2, and this cell also "
                                 "runs at stride 1 (use kernel 3, or put it in a reduce_cell)")
         base = width if node.width_of == "out" else c_in
-        c_out = OPS[node.op].out_channels(node, c, base)
+        c_out = _most(OPS[node.op].out_channels(node, c, base), at)
         spec = OpSpec(node, c, c_out, s, _side(h, s), _side(w, s), base)
         specs.append(spec)
         chans.append(c_out)
         sides.append((spec.h_out, spec.w_out))
-    c_out = _combine([chans[n] for n in cell.outputs], cell.combine, f"{where}.outputs")
+    c_out = _most(_combine([chans[n] for n in cell.outputs], cell.combine, f"{where}.outputs"),
+                  f"{where}.outputs")
     h_out, w_out = sides[cell.outputs[0]]
     shortcut = _shortcut(cell.residual, c_in, c_out, stride, f"{where}.residual")
     return CellPlan(path, where, cell, stride, c_in, h_in, w_in, tuple(specs), c_out, h_out,
                     w_out, shortcut)
+
+
+def _most(channels: int, where: str) -> int:
+    """``channels``, or GenotypeError past MAX_CHANNELS (concatenations grow fast)."""
+    if channels > MAX_CHANNELS:
+        raise GenotypeError(f"{where}: {channels:,} channels, over the limit of {MAX_CHANNELS:,}")
+    return channels
 
 
 def _combine(chans: list[int], how: str, where: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -11,7 +12,8 @@ from typing import Any
 from searchspace import nb201
 from searchspace.cost import cost
 from searchspace.files import load_named_yaml, names_in
-from searchspace.genotype import Cell, Genotype, Head, Node, Stage, Stem
+from searchspace.genotype import Cell, Genotype, GenotypeError, Head, Node, Stage, Stem
+from searchspace.limits import MAX_CHOICES, MAX_CLASSES, MAX_NODES, MAX_RESOLUTION
 from searchspace.ops import round_channels
 
 __all__ = ["SearchSpace", "SpaceError", "load_space", "space_names"]
@@ -107,11 +109,18 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
     return _from_dict(data, str(path))
 
 
+_FIELDS = ("name", "template", "resolution", "num_classes", "decisions")
+
+
 def _from_dict(data: Any, where: str) -> SearchSpace:
     if not isinstance(data, dict):
         raise SpaceError(f"{where}: expected a mapping")
+    unknown = [str(k) for k in data if k not in _FIELDS]
+    if unknown:
+        raise SpaceError(f"{where}: {unknown[0]}: unknown field (expected one of "
+                         f"{', '.join(_FIELDS)})")
     template = data.get("template")
-    if template not in TEMPLATES:
+    if not isinstance(template, str) or template not in TEMPLATES:
         raise SpaceError(f"{where}: template: {template!r} is not one of {sorted(TEMPLATES)}")
     decisions = data.get("decisions")
     if not isinstance(decisions, dict) or not decisions:
@@ -122,30 +131,61 @@ def _from_dict(data: Any, where: str) -> SearchSpace:
             raise SpaceError(f"{where}: decisions.{name}: expected a non-empty list")
         if not all(isinstance(c, (str, int, float, bool)) for c in choices):
             raise SpaceError(f"{where}: decisions.{name}: choices are str, int, float or bool")
+        if any(isinstance(c, float) and not math.isfinite(c) for c in choices):
+            raise SpaceError(f"{where}: decisions.{name}: choices are finite numbers")
         out[str(name)] = tuple(choices)
+    total = sum(len(c) for c in out.values())
+    if total > MAX_CHOICES:  # each choice is decoded once when the space loads
+        raise SpaceError(f"{where}: decisions: {total:,} choices in all, over the limit of "
+                         f"{MAX_CHOICES:,}")
     needed = TEMPLATE_DECISIONS[template]
     missing = sorted(needed - set(out))
     if missing:
         raise SpaceError(f"{where}: decisions: template {template!r} needs {', '.join(missing)}")
-    space = SearchSpace(str(data.get("name", Path(where).stem)), out, template,
-                        int(data.get("resolution", 32)), int(data.get("num_classes", 10)))
+    name = data.get("name", Path(where).stem)
+    if isinstance(name, bool) or not isinstance(name, (str, int, float)):
+        raise SpaceError(f"{where}: name: expected a string, got {name!r}")
+    space = SearchSpace(str(name), out, template,
+                        _count(data.get("resolution", 32), f"{where}: resolution", MAX_RESOLUTION),
+                        _count(data.get("num_classes", 10), f"{where}: num_classes", MAX_CLASSES))
     _check_decodes(space, where)
     return space
 
 
+def _count(value: Any, where: str, most: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+        raise SpaceError(f"{where}: must be an integer from 1 to {most:,}, got {value!r}")
+    return value
+
+
+# what a template raises on a choice it cannot use (int("a"), int(inf), a bad genotype)
+_DECODE_ERRORS = (ValueError, KeyError, TypeError, ArithmeticError)
+
+
 def _check_decodes(space: SearchSpace, where: str) -> None:
-    """Every choice must decode: try each one in an otherwise first-choice assignment."""
+    """Every choice must decode: try each one in an otherwise first-choice assignment, then
+    the largest numbers together (the costliest corner, in a template that grows with them)."""
     base = {k: v[0] for k, v in space.decisions.items()}
     try:
         space.genotype(base)
-    except (ValueError, KeyError, TypeError) as exc:
+    except _DECODE_ERRORS as exc:
         raise SpaceError(f"{where}: the first choices together fail: {exc}") from None
     for name, choices in space.decisions.items():
         for c in choices:
             try:
                 space.genotype({**base, name: c})
-            except (ValueError, KeyError, TypeError) as exc:
+            except _DECODE_ERRORS as exc:
                 raise SpaceError(f"{where}: decisions.{name}: choice {c!r} fails: {exc}") from None
+    try:  # the largest numbers together: widths, depths and kernels past the limits fail here
+        space.genotype({k: _largest(v) for k, v in space.decisions.items()})
+    except _DECODE_ERRORS as exc:
+        raise SpaceError(f"{where}: the largest choices together fail: {exc}") from None
+
+
+def _largest(choices: tuple[Choice, ...]) -> Choice:
+    """The largest number among ``choices`` (not a bool); the first choice when none is one."""
+    numbers = [c for c in choices if isinstance(c, (int, float)) and not isinstance(c, bool)]
+    return max(numbers) if numbers else choices[0]
 
 
 # --- the `cells` template ---------------------------------------------------------------------
@@ -182,7 +222,10 @@ def _cell(d: dict[str, Any], strided: bool) -> Cell:
         add(op="conv", kernel=1, width=expand, act=act)
     inner = expand if expand > 0 else out_width
     project = expand > 0 or op == "dwconv"
-    for r in range(int(d["repeat"])):
+    repeat = int(d["repeat"])
+    if not 1 <= repeat <= MAX_NODES:  # 0 could leave a cell without nodes
+        raise GenotypeError(f"repeat: must be from 1 to {MAX_NODES}, got {repeat}")
+    for r in range(repeat):
         kw: dict[str, Any] = {"kernel": int(d["kernel"]), "strided": strided and r == 0,
                               "act": act}
         if op == "dwconv":

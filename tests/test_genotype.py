@@ -99,9 +99,21 @@ def test_not_yaml_and_not_a_mapping() -> None:
         Genotype.from_yaml("- 1\n- 2\n")
 
 
-def test_yaml_is_read_safely() -> None:
-    with pytest.raises(GenotypeError):
-        Genotype.from_yaml("stem: !!python/object/apply:os.system ['true']\nstages: []\n")
+def test_yaml_is_read_safely(tmp_path) -> None:
+    """A python tag in an otherwise valid genotype: an unsafe loader would run it (creating a
+    file) and, since it returns the string "net", accept the genotype. Ours refuses the tag."""
+    marker = tmp_path / "ran"
+    valid = searchspace.zoo.get("resnet20").to_yaml().replace("name: resnet20", "name: net")
+    tagged = valid.replace(
+        "name: net", f"name: !!python/object/apply:subprocess.getoutput ['touch {marker}; "
+                     "echo net']")
+    assert tagged != valid and Genotype.from_yaml(valid).name == "net"
+    assert yaml.unsafe_load(tagged)["name"] == "net" and marker.exists()  # what it would do
+    marker.unlink()
+    with pytest.raises(GenotypeError) as info:
+        Genotype.from_yaml(tagged)
+    assert "python/object/apply:subprocess.getoutput" in str(info.value)
+    assert not marker.exists()
 
 
 def test_genotypes_are_frozen() -> None:

@@ -19,6 +19,7 @@ Optuna's sampler contract asks.
 from __future__ import annotations
 
 import abc
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from searchspace import Genotype, SearchSpace
+from searchspace import Genotype, GenotypeError, SearchSpace
 
 __all__ = ["SpaceSampler", "Distinct", "Fits", "Screen", "distributions", "history",
            "taken_keys", "BudgetedRandom", "NOTHING_NEW", "SCREENED", "mark_study", "searches"]
@@ -110,8 +111,12 @@ class _Judge:
         if k not in self._memo:
             if len(self._memo) > 100_000:
                 self._memo.clear()
-            g = self.space.genotype(a)
-            self._memo[k] = (self.use(g), g.key())
+            try:
+                g = self.space.genotype(a)
+            except GenotypeError:  # a combination past the limits: never proposed
+                self._memo[k] = (math.inf, "")
+            else:
+                self._memo[k] = (self.use(g), g.key())
         return self._memo[k]
 
     def new(self, a: dict[str, Any], taken: set[str]) -> bool:
