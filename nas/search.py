@@ -32,7 +32,6 @@ from nas.screen import DEFAULT_BY, parse_by, zero_cost_screen
 from nas.strategies import NAMES, NNI_NAMES, require_nni
 from nas.study import (
     JOURNAL,
-    Status,
     Stop,
     best_trial,
     check_storage_url,
@@ -40,6 +39,7 @@ from nas.study import (
     create_study,
     is_database,
     open_storage,
+    requeue_interrupted,
     requeue_orphans,
     requeue_stale,
     run_worker,
@@ -323,8 +323,7 @@ def _stop_cleanly(cfg: SearchConfig, study, stopped: Interrupted, ev) -> None:
     code). Signals are ignored meanwhile (SIGKILL still ends it)."""
     from nas.run_folder import write_outputs
 
-    requeue_orphans(study, worker=worker_id(), reason=f"interrupted: {stopped.name}",
-                    status=Status.INTERRUPTED, counts_as_retry=False)
+    requeue_interrupted(study, worker_id(), stopped.name)
     best = best_trial(study)
     write_outputs(cfg, study, best, _scaled(cfg, study) if best is not None else None, ev)
     c = counts(study)
@@ -369,8 +368,7 @@ def join_search(storage_url: str, study_name: str, data: str | None, workers: in
     except KeyboardInterrupt as exc:
         _ignore_signals()
         name = exc.name if isinstance(exc, Interrupted) else "SIGINT"
-        requeue_orphans(study, worker=worker_id(), reason=f"interrupted: {name}",
-                        status=Status.INTERRUPTED, counts_as_retry=False)
+        requeue_interrupted(study, worker_id(), name)
         raise
     return counts(study)
 
@@ -486,8 +484,7 @@ class _Supervisor:
                 p.kill()
                 p.join()
         for name in self.ids:  # the parent queues their trials: see _stop_cleanly
-            requeue_orphans(self.study, worker=name, reason="interrupted: the search stopped",
-                            status=Status.INTERRUPTED, counts_as_retry=False)
+            requeue_interrupted(self.study, name, "the search stopped")
 
 
 def _exit_reason(code: int) -> str:

@@ -40,8 +40,9 @@ from nas.strategies import MULTI_OBJECTIVE, make
 from nas.strategies.base import NOTHING_NEW, SCREENED, Screen, mark_study
 
 __all__ = ["open_storage", "create_study", "run_worker", "Stop", "Status", "counts",
-           "evaluated", "best_trial", "requeue_orphans", "requeue", "requeue_stale", "failures",
-           "worker_id", "is_database", "JOURNAL", "HEARTBEAT", "LATE"]
+           "evaluated", "best_trial", "requeue_orphans", "requeue", "requeue_stale",
+           "requeue_interrupted", "failures", "worker_id", "is_database", "JOURNAL",
+           "HEARTBEAT", "LATE"]
 
 JOURNAL = "study.journal"
 # a database study's trials send a heartbeat every HEARTBEAT[0] s; one silent for HEARTBEAT[1] s
@@ -219,6 +220,13 @@ def requeue_orphans(study: optuna.Study, worker: str | None = None,
         if worker is None or t.user_attrs.get("worker") == worker:
             n += requeue(study, t, status, reason, counts_as_retry)
     return n
+
+
+def requeue_interrupted(study: optuna.Study, worker: str, why: str) -> int:
+    """``worker``'s RUNNING trials, stopped by ``why`` (a signal): queued again for the
+    resume, not counted as a retry (the network is not at fault)."""
+    return requeue_orphans(study, worker=worker, reason=f"interrupted: {why}",
+                           status=Status.INTERRUPTED, counts_as_retry=False)
 
 
 def _heartbeat_interval(study: optuna.Study) -> int | None:

@@ -174,13 +174,13 @@ def test_a_14MB_genotype_is_refused_before_parsing(tmp_path, capsys) -> None:
 
 
 def test_a_file_that_cannot_be_read(tmp_path, capsys) -> None:
-    mem = tmp_path / "mem.yaml"  # a regular file whose read fails, even for root
-    mem.symlink_to("/proc/self/mem")
-    if not mem.is_file():
-        pytest.skip("no /proc/self/mem here")
-    _refused(capsys, ["info", mem], "cannot read it (Input/output error)")
     with pytest.raises(GenotypeError, match="cannot read it"):
         Genotype.from_yaml(tmp_path)  # a folder
+    mem = tmp_path / "mem.yaml"  # a regular file whose read fails, even for root
+    mem.symlink_to("/proc/self/mem")
+    if not mem.is_file():  # not Linux
+        pytest.skip("no /proc/self/mem here")
+    _refused(capsys, ["info", mem], "cannot read it (Input/output error)")
 
 
 @pytest.mark.skipif(IS_ROOT, reason="root reads files without permission")
