@@ -24,9 +24,10 @@ import optuna
 from nas.report_table import table
 from nas.strategies.synthetic import run_synthetic
 from nas.study import Status, create_study, open_storage
+from searchspace import Limits
 
 HEARTBEAT = (1, 3)
-LIMITS = {"madds": 600e6}
+LIMITS = Limits(madds=600e6)
 
 
 def _holding(url: str, study: str, pids: set[int]) -> int | None:

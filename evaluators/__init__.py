@@ -1,18 +1,18 @@
 """How good a candidate is: the proxy evaluator (real training by a profile) and tabular ones.
 
-    ev = evaluators.make("proxy-cpu", data="cifar10-jpeg.tar.gz", limits={"madds": 150e6})
+    ev = evaluators.make("proxy-cpu", data="cifar10-jpeg.tar.gz", limits=Limits(madds=150e6))
     ev = evaluators.make("nb201-table", data="shared/data/nb201")
     ev.load(); ev.evaluate(genotype, seed, assignment)  # -> Evaluation
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
 from evaluators.proxy import Evaluation, ProxyEvaluator
 from evaluators.recipe import RecipeError, check_device, load_profile, profile_names
 from evaluators.table import NB201Table
+from searchspace import Limits
 
 __all__ = ["make", "names", "Evaluation", "ProxyEvaluator", "NB201Table", "TABLES"]
 
@@ -25,7 +25,7 @@ def names() -> list[str]:
 
 
 def make(name: str | Path, data: str | Path | None = None,
-         limits: Mapping[str, float] | None = None) -> ProxyEvaluator | NB201Table:
+         limits: Limits | None = None) -> ProxyEvaluator | NB201Table:
     """The evaluator called ``name``: a table, or the proxy trained by that profile (a shipped
     name or a YAML path); RecipeError lists the known names when it is neither."""
     if str(name) in TABLES:

@@ -18,7 +18,7 @@ from evaluators.data import Split, load_final, load_search
 from evaluators.recipe import Recipe
 from evaluators.train import Diverged, EpochLog, TooSlow, TrainResult, pick_device, train
 
-__all__ = ["Evaluation", "ProxyEvaluator", "over_budget", "subset", "held_out"]
+__all__ = ["Evaluation", "ProxyEvaluator", "subset", "held_out"]
 
 SUBSET_SEED = 0  # which training images a recipe's train_subset picks: fixed, not per trial
 
@@ -43,21 +43,12 @@ class Evaluation:
         return asdict(self)
 
 
-def over_budget(cost: searchspace.Cost, limits: Mapping[str, float] | None) -> str:
-    """Why ``cost`` breaks ``limits`` ({"madds": max, "params": max}), or "" when it fits."""
-    for key, limit in (limits or {}).items():
-        value = getattr(cost, key)
-        if value > limit:
-            return f"{key} {value:,} over the budget of {int(limit):,}"
-    return ""
-
-
 class ProxyEvaluator:
     """Scores genotypes by a recipe; loads the data once and keeps it.
 
     Example:
         >>> ev = ProxyEvaluator(load_profile("proxy-cpu"), data="cifar10-jpeg.tar.gz",
-        ...                     limits={"madds": 600e6})
+        ...                     limits=searchspace.Limits(madds=600e6))
         >>> ev.evaluate(searchspace.zoo.get("resnet20")).accuracy  # doctest: +SKIP
         0.45
     """
@@ -65,13 +56,13 @@ class ProxyEvaluator:
     scores_any_genotype = True  # it trains whatever it is given
 
     def __init__(self, recipe: Recipe, data: str | Path | None = None,
-                 limits: Mapping[str, float] | None = None, device: str | None = None,
+                 limits: searchspace.Limits | None = None, device: str | None = None,
                  progress: Callable[[EpochLog], None] | None = None,
                  reporting: bool = False) -> None:
         self.recipe = recipe
         self.reporting = reporting  # score on the held-out validation images (search split)
         self.data = data
-        self.limits = dict(limits or {})
+        self.limits = limits or searchspace.Limits()
         self.device = pick_device(device or recipe.device or None)
         self.progress = progress
         self._split: Split | None = None
@@ -113,7 +104,7 @@ class ProxyEvaluator:
         ``assignment`` (the decisions behind ``g``) is not needed: training sees the genotype.
         """
         c = searchspace.cost(g)
-        why = over_budget(c, self.limits)
+        why = self.limits.over(c)
         if why:
             return Evaluation("rejected", c.madds, c.params, reason=why)
         result, reason = self._train(g, seed)

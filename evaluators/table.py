@@ -19,7 +19,7 @@ from typing import Any
 
 import searchspace
 from evaluators.data import DataError
-from evaluators.proxy import Evaluation, over_budget
+from evaluators.proxy import Evaluation
 from searchspace import nb201
 
 __all__ = ["NB201Table", "Row", "ENV", "CSV_NAME", "load_nb201"]
@@ -92,9 +92,9 @@ class NB201Table:
     scores_any_genotype = False  # only the benchmark's own networks are in the table
 
     def __init__(self, data: str | Path | None = None,
-                 limits: Mapping[str, float] | None = None) -> None:
+                 limits: searchspace.Limits | None = None) -> None:
         self.data = data
-        self.limits = dict(limits or {})
+        self.limits = limits or searchspace.Limits()
         self._table: dict[tuple[str, ...], Row] | None = None
 
     def load(self) -> None:
@@ -114,7 +114,7 @@ class NB201Table:
         self.load()
         start = time.perf_counter()
         c = searchspace.cost(g)
-        why = over_budget(c, self.limits)
+        why = self.limits.over(c)
         if why:
             return Evaluation("rejected", c.madds, c.params, reason=why)
         row = self.row(assignment or {})

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from nas.errors import UserError
+from searchspace.cost import Limits
 from searchspace.limits import MAX_MADDS, MAX_PARAMS
 
 __all__ = ["Budget", "parse_budget", "FORMS"]
@@ -20,28 +21,18 @@ _PART = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?)\s*(?:-\s*([a-z]+))?\s
 
 @dataclass(frozen=True)
 class Budget:
-    """Upper limits on multiply-adds and/or parameters.
+    """Upper limits on multiply-adds and/or parameters, and the text the user wrote.
 
     Example:
         >>> parse_budget("1.2G-flops").limits
-        {'madds': 600000000.0}
+        Limits(madds=600000000.0, params=None)
     """
 
-    limits: dict[str, float]
+    limits: Limits
     text: str
-
-    @property
-    def madds(self) -> float | None:
-        """The multiply-add limit, if any."""
-        return self.limits.get("madds")
 
     def __str__(self) -> str:
         return self.text
-
-    def scaled(self, factor: float) -> Budget:
-        """Every limit times ``factor`` (a reduced budget for the base search)."""
-        return Budget({k: v * factor for k, v in self.limits.items()},
-                      f"{self.text} x {factor:g}")
 
 
 def parse_budget(text: str) -> Budget:
@@ -63,4 +54,4 @@ def parse_budget(text: str) -> Budget:
         if key in limits:
             raise UserError(f"budget {text!r} limits {key} twice")
         limits[key] = value
-    return Budget(limits, str(text))
+    return Budget(Limits(**limits), str(text))

@@ -252,7 +252,7 @@ def write_report(rows: list[Row], recipe: Recipe, data: str | None, seeds: int,
 
 
 def entries_for(found: list[tuple[str, searchspace.Genotype]], baselines: list[str],
-                budget: dict[str, float] | None, budget_text: str = "") -> list[Entry]:
+                budget: searchspace.Limits | None, budget_text: str = "") -> list[Entry]:
     """The found networks, the baselines, and (with a budget) the baselines scaled to it."""
     from nas.scaling import scale_to_budget
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import searchspace
@@ -41,10 +41,9 @@ class ScaleResult:
     gamma: float
 
 
-def fill_ratio(g: searchspace.Genotype, limits: Mapping[str, float]) -> float:
-    """The largest cost / limit over the limits ({"madds": .., "params": ..})."""
-    c = searchspace.cost(g)
-    return max(getattr(c, k) / v for k, v in limits.items())
+def fill_ratio(g: searchspace.Genotype, limits: searchspace.Limits) -> float:
+    """The largest cost / limit over the limits."""
+    return limits.use(searchspace.cost(g))
 
 
 def _resolution(side: float) -> int:
@@ -58,13 +57,13 @@ def compound(g: searchspace.Genotype, phi: float, alpha: float, beta: float, gam
                              resolution=_resolution(g.resolution * gamma**phi))
 
 
-def scale_to_budget(g: searchspace.Genotype, limits: Mapping[str, float],
+def scale_to_budget(g: searchspace.Genotype, limits: searchspace.Limits,
                     alpha: float = EFFICIENTNET[0], beta: float = EFFICIENTNET[1],
                     gamma: float = EFFICIENTNET[2]) -> ScaleResult:
     """Grow (or shrink) ``g`` to fill ``limits`` without passing them.
 
     Example:
-        >>> r = scale_to_budget(zoo.get("resnet20"), {"madds": 300e6})
+        >>> r = scale_to_budget(zoo.get("resnet20"), Limits(madds=300e6))
         >>> 0.9 <= r.ratio <= 1.0
         True
     """
@@ -119,7 +118,7 @@ def _moves(g: searchspace.Genotype) -> Iterator[searchspace.Genotype]:
                 continue
 
 
-def _fill(g: searchspace.Genotype, limits: Mapping[str, float]
+def _fill(g: searchspace.Genotype, limits: searchspace.Limits
           ) -> tuple[searchspace.Genotype, int]:
     steps = 0
     current = fill_ratio(g, limits)
@@ -162,6 +161,6 @@ def best_coefficients(g: searchspace.Genotype, score: Callable[[searchspace.Geno
     and resolutions leaves the points between 1.7x and 3.1x the base): a point must win by
     its shape, not by having rounded up.
     """
-    limits = {"madds": target * searchspace.cost(g).madds}
+    limits = searchspace.Limits(madds=target * searchspace.cost(g).madds)
     scores = [(p, score(scale_to_budget(g, limits, *p).genotype)) for p in points]
     return max(scores, key=lambda t: t[1])[0], scores

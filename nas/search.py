@@ -83,13 +83,12 @@ class SearchConfig:
         return self.storage or str(Path(self.out) / JOURNAL)
 
     @property
-    def base_limits(self) -> dict[str, float]:
+    def base_limits(self) -> searchspace.Limits:
         """The budget the base network is searched under."""
         if not self.budget:  # a table's cells, searched as they are
-            return {}
-        limits = parse_budget(self.budget).limits
-        fraction = self.base_fraction if self.scale else 1.0
-        return {k: v * fraction for k, v in limits.items()}
+            return searchspace.Limits()
+        return parse_budget(self.budget).limits.scaled(
+            self.base_fraction if self.scale else 1.0)
 
 
 def parse_duration(text: str) -> float:
@@ -235,17 +234,16 @@ def check(cfg: SearchConfig):
     if not limits:
         ev.load()
         return ev
-    cheapest = searchspace.cost(space.cheapest(
-        lambda g: max(getattr(searchspace.cost(g), k) / v for k, v in limits.items())))
-    over = [(k, getattr(cheapest, k)) for k in limits if getattr(cheapest, k) > limits[k]]
+    cheapest = searchspace.cost(space.cheapest(lambda g: limits.use(searchspace.cost(g))))
+    over = [(k, getattr(cheapest, k), v) for k, v in limits.items() if getattr(cheapest, k) > v]
     if over:
-        k, value = over[0]
+        k, value, limit = over[0]
         part = ("" if cfg.base_fraction == 1.0 or not cfg.scale else
                 f" (the base is searched at 1/{round(1 / cfg.base_fraction)} of {budget}; "
                 "--no-scale searches at the full budget)")
         raise UserError(f"no network of the {space.name} space fits: its cheapest has "
                         f"{value / 1e6:.2f}M {k}, over the budget of "
-                        f"{limits[k] / 1e6:.2f}M{part}")
+                        f"{limit / 1e6:.2f}M{part}")
     ev.load()  # the data or table, here, with a clear error if it is missing
     return ev
 
@@ -380,9 +378,7 @@ def _proxy_comparison(cfg: SearchConfig, ev, summary: dict) -> None:
 
     base = searchspace.Genotype.from_yaml(Path(summary["best"]["base_genotype"]))
     limits = cfg.base_limits
-    fits = [b for b in cfg.baselines
-            if all(getattr(searchspace.cost(searchspace.zoo.get(b)), k) <= v
-                   for k, v in limits.items())]
+    fits = [b for b in cfg.baselines if limits.fits(searchspace.cost(searchspace.zoo.get(b)))]
     entries = entries_for([("searched base", base)], fits, None)
     entries += [e for e in entries_for([], [b for b in cfg.baselines if b not in fits], limits,
                                        "base budget") if e.name.endswith("@base budget")]

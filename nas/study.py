@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -293,12 +293,9 @@ def failures(study: optuna.Study) -> dict[str, int]:
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
-def _budget_use(limits: Mapping[str, float]) -> Callable[[searchspace.Genotype], float]:
+def _budget_use(limits: searchspace.Limits) -> Callable[[searchspace.Genotype], float]:
     """genotype -> the largest cost / limit (<= 1 fits)."""
-    def use(g: searchspace.Genotype) -> float:
-        c = searchspace.cost(g)
-        return max((getattr(c, k) / v for k, v in limits.items()), default=0.0)
-    return use
+    return lambda g: limits.use(searchspace.cost(g))
 
 
 def _scored(study: optuna.Study) -> dict[str, FrozenTrial]:
@@ -310,7 +307,7 @@ def _scored(study: optuna.Study) -> dict[str, FrozenTrial]:
 
 
 def run_worker(storage: BaseStorage, study_name: str, space: searchspace.SearchSpace,
-               strategy: str, seed: int, evaluate: Evaluate, limits: Mapping[str, float],
+               strategy: str, seed: int, evaluate: Evaluate, limits: searchspace.Limits,
                stop: Stop, on_trial: Callable[[FrozenTrial], None] | None = None,
                log: Callable[[str], None] | None = None, screen: Screen | None = None) -> int:
     """One worker's loop; returns how many candidates it evaluated. With ``screen``, each
@@ -327,7 +324,7 @@ def run_worker(storage: BaseStorage, study_name: str, space: searchspace.SearchS
 
 
 def _loop(study: optuna.Study, space: searchspace.SearchSpace, strategy: str, seed: int,
-          evaluate: Evaluate, limits: Mapping[str, float], stop: Stop,
+          evaluate: Evaluate, limits: searchspace.Limits, stop: Stop,
           on_trial: Callable[[FrozenTrial], None] | None, log: Callable[[str], None]) -> int:
     mark_study(study, space)
     w = _Worker(study, space, strategy, seed, evaluate, limits, stop, on_trial, log)
@@ -362,7 +359,7 @@ class _Worker:
     strategy: str
     seed: int
     evaluate: Evaluate
-    limits: Mapping[str, float]
+    limits: searchspace.Limits
     stop: Stop
     on_trial: Callable[[FrozenTrial], None] | None
     log: Callable[[str], None]
@@ -392,7 +389,7 @@ class _Worker:
         exhausted = system.get(NOTHING_NEW)
         if system.get(SCREENED):
             trial.set_user_attr("screened", system[SCREENED])
-        if any(getattr(c, k) > v for k, v in self.limits.items()):
+        if not self.limits.fits(c):
             trial.set_user_attr("status", Status.REJECTED)
             self.study.tell(trial, state=TrialState.PRUNED)
             self.idle += 1

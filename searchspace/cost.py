@@ -7,6 +7,8 @@ additions are free. Parameters are the trainable ones (BN has two a channel).
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from searchspace.genotype import Genotype, GenotypeError
@@ -14,7 +16,7 @@ from searchspace.layout import CellPlan, Layout, layout
 from searchspace.limits import MAX_MADDS, MAX_PARAMS
 from searchspace.ops import OPS, Layer, bn_layer, conv_layer
 
-__all__ = ["Cost", "cost", "check_ceiling"]
+__all__ = ["Cost", "Limits", "cost", "check_ceiling"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,54 @@ class Cost:
     madds: int
     params: int
     layers: tuple[Layer, ...]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Upper limits on a network's cost (a budget, or a fraction of one); None: no limit.
+
+    Example:
+        >>> b = Limits(madds=600e6)
+        >>> b.use(cost(searchspace.zoo.get("resnet20"))) <= 1, b.over(Cost(7e8, 0, ()))
+        (True, 'madds 700,000,000 over the budget of 600,000,000')
+    """
+
+    madds: float | None = None
+    params: float | None = None
+
+    def __post_init__(self) -> None:
+        for name, limit in self.items():
+            if not (limit > 0 and math.isfinite(limit)):
+                raise ValueError(f"a {name} limit must be positive and finite, not {limit!r}")
+
+    def items(self) -> Iterator[tuple[str, float]]:
+        """(name, limit) of each limit that is set: the names of Cost's fields."""
+        for name in ("madds", "params"):
+            limit = getattr(self, name)
+            if limit is not None:
+                yield name, limit
+
+    def __bool__(self) -> bool:
+        return self.madds is not None or self.params is not None
+
+    def use(self, c: Cost) -> float:
+        """The largest cost / limit (<= 1 fits); 0 without limits."""
+        return max((getattr(c, name) / limit for name, limit in self.items()), default=0.0)
+
+    def fits(self, c: Cost) -> bool:
+        return all(getattr(c, name) <= limit for name, limit in self.items())
+
+    def over(self, c: Cost) -> str:
+        """Why ``c`` breaks a limit, or "" when it fits."""
+        for name, limit in self.items():
+            value = getattr(c, name)
+            if value > limit:
+                return f"{name} {int(value):,} over the budget of {int(limit):,}"
+        return ""
+
+    def scaled(self, factor: float) -> Limits:
+        """Every limit times ``factor`` (the base search's share of a budget)."""
+        return Limits(*(None if v is None else v * factor for v in (self.madds, self.params)))
 
 
 def cost(g: Genotype, prune: bool = True) -> Cost:

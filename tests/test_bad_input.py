@@ -45,7 +45,7 @@ from nas import flags
 from nas.budget import parse_budget
 from nas.cli import _parser, main
 from nas.errors import UserError
-from searchspace import Genotype, GenotypeError, SpaceError
+from searchspace import Genotype, GenotypeError, Limits, SpaceError
 from searchspace.limits import MAX_FILE_BYTES, MAX_MADDS, MAX_PARAMS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -332,7 +332,7 @@ def test_scaling_to_a_large_budget_still_works() -> None:
     from nas.scaling import scale_to_budget
 
     with _deadline(60):
-        r = scale_to_budget(searchspace.zoo.get("resnet20"), {"madds": 9e11})
+        r = scale_to_budget(searchspace.zoo.get("resnet20"), Limits(madds=9e11))
     assert 0.9 <= r.ratio <= 1.0
 
 

@@ -10,6 +10,7 @@ import pytest
 
 import searchspace
 from nas.compare import Row, pareto
+from searchspace import Limits
 
 
 def _nas(*args: str) -> subprocess.CompletedProcess:
@@ -81,7 +82,7 @@ def test_compare_report_json_and_a_rerun_that_trains_nothing(cifar_jpeg, found, 
 def test_budget_adds_scaled_baselines() -> None:
     from nas.compare import entries_for
 
-    entries = entries_for([], ["resnet20", "mobilenetv2"], {"madds": 300e6}, "300M")
+    entries = entries_for([], ["resnet20", "mobilenetv2"], Limits(madds=300e6), "300M")
     names = [e.name for e in entries]
     assert names == ["resnet20", "resnet20@300M", "mobilenetv2", "mobilenetv2@300M"]
     for e in entries[1::2]:

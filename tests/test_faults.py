@@ -31,8 +31,9 @@ from nas.study import (
     requeue_orphans,
     run_worker,
 )
+from searchspace import Limits
 
-LIMITS = {"madds": 600e6}
+LIMITS = Limits(madds=600e6)
 SPACE = searchspace.load_space("cells")
 
 

@@ -244,6 +244,6 @@ def test_python_api_after_import_nas() -> None:
     code = ("import nas, searchspace\n"
             "b = nas.parse_budget('600M-madds')\n"
             "s = nas.strategies.make('evolution', space=searchspace.load_space('nb201'))\n"
-            "print(b.limits['madds'], type(s).__name__)")
+            "print(b.limits.madds, type(s).__name__)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.split() == ["600000000.0", "RegularizedEvolution"]

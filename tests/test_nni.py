@@ -26,6 +26,7 @@ from evaluators.table import NB201Table
 from nas.strategies import NNI_NAMES
 from nas.strategies.synthetic import SyntheticObjective
 from nas.study import Stop, run_worker
+from searchspace import Limits
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = Path(os.environ.get("NAS_NB201", ROOT.parent / "shared" / "data" / "nb201"))
@@ -120,7 +121,7 @@ def test_nni_strategies_reach_the_total_inside_the_budget(strategy, capfd) -> No
         return objective.evaluate(g, seed, a)
     threads = threading.active_count()
     storage = optuna.storages.InMemoryStorage()
-    run_worker(storage, "s", space, strategy, 0, evaluate, {"madds": limit}, Stop(trials=12),
+    run_worker(storage, "s", space, strategy, 0, evaluate, Limits(madds=limit), Stop(trials=12),
                log=lambda line: None)
     trials = optuna.load_study(study_name="s", storage=storage).get_trials()
     status = Counter(t.user_attrs["status"] for t in trials)

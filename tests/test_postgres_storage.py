@@ -28,8 +28,9 @@ from nas.study import (
     open_storage,
     requeue_stale,
 )
+from searchspace import Limits
 
-LIMITS = {"madds": 600e6}
+LIMITS = Limits(madds=600e6)
 
 
 def _tool(name: str) -> str | None:

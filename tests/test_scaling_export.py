@@ -16,6 +16,7 @@ from nas.budget import parse_budget
 from nas.errors import UserError
 from nas.export import write_export
 from nas.scaling import compound, grid_points, scale_to_budget
+from searchspace import Limits
 
 BUDGETS = [50e6, 300e6, 600e6, 2e9]
 
@@ -29,7 +30,7 @@ def _bases() -> list[searchspace.Genotype]:
 @pytest.mark.parametrize("budget", BUDGETS)
 def test_scaled_networks_fill_the_budget(budget: float) -> None:
     for g in _bases():
-        r = scale_to_budget(g, {"madds": budget})
+        r = scale_to_budget(g, Limits(madds=budget))
         madds = searchspace.cost(r.genotype).madds
         assert 0.9 * budget <= madds <= budget, (g.name, budget, madds)
         assert r.genotype.resolution % 8 == 0
@@ -38,9 +39,9 @@ def test_scaled_networks_fill_the_budget(budget: float) -> None:
 
 def test_scaling_down_and_parameter_budgets() -> None:
     g = searchspace.zoo.get("resnet18")  # 555M
-    r = scale_to_budget(g, {"madds": 100e6})
+    r = scale_to_budget(g, Limits(madds=100e6))
     assert r.phi < 0 and 90e6 <= searchspace.cost(r.genotype).madds <= 100e6
-    r = scale_to_budget(searchspace.zoo.get("resnet20"), {"madds": 600e6, "params": 1e6})
+    r = scale_to_budget(searchspace.zoo.get("resnet20"), Limits(madds=600e6, params=1e6))
     c = searchspace.cost(r.genotype)
     assert c.params <= 1e6 and c.madds <= 600e6 and r.ratio >= 0.9
 
@@ -56,7 +57,7 @@ def test_compound_rule_and_grid() -> None:
 
 def test_impossible_budget() -> None:
     with pytest.raises(UserError, match="impossible budget"):
-        scale_to_budget(searchspace.zoo.get("resnet20"), {"madds": 1e4})
+        scale_to_budget(searchspace.zoo.get("resnet20"), Limits(madds=1e4))
 
 
 def _run_isolated(code: str) -> str:
@@ -73,8 +74,8 @@ def _nets() -> list[searchspace.Genotype]:
     space = searchspace.load_space("cells")
     nets = [searchspace.zoo.get(n) for n in searchspace.zoo.names()]
     nets += [space.sample(s) for s in range(5)]
-    nets.append(scale_to_budget(searchspace.zoo.get("mobilenetv2"), {"madds": 300e6}).genotype)
-    nets.append(scale_to_budget(space.sample(4), {"madds": 200e6}).genotype)
+    nets.append(scale_to_budget(searchspace.zoo.get("mobilenetv2"), Limits(madds=300e6)).genotype)
+    nets.append(scale_to_budget(space.sample(4), Limits(madds=200e6)).genotype)
     # NAS-Bench-201: ReLU-conv-BN edges, sums, a zero node feeding a conv, a dead edge, the
     # pool-and-project reduction shortcut
     nets += [searchspace.nb201.genotype(searchspace.nb201.parse_arch(a)) for a in (
@@ -200,13 +201,13 @@ def test_cli_bad_input(tmp_path) -> None:
     ("3M-params", {"params": 3e6}), ("600M-madds,3M-params", {"madds": 600e6, "params": 3e6}),
 ])
 def test_budgets(text, limits) -> None:
-    assert parse_budget(text).limits == pytest.approx(limits)
+    assert dict(parse_budget(text).limits.items()) == pytest.approx(limits)
 
 
 @pytest.mark.parametrize("text", ["", "600", "600X-madds", "600M-bytes", "-5M", "1M,2M"])
 def test_bad_budgets(text) -> None:
     if text == "600":
-        assert parse_budget(text).limits == {"madds": 600}
+        assert parse_budget(text).limits == Limits(madds=600)
         return
     with pytest.raises(UserError):
         parse_budget(text)
@@ -243,5 +244,5 @@ def test_grid_picks_the_best_scored_coefficients() -> None:
     base = searchspace.cost(g).madds
     assert all(1.8 * base <= m <= 2.0 * base for m in seen)  # every point at the same cost
     assert best == max(scores, key=lambda t: t[1])[0]
-    r = scale_to_budget(g, {"madds": 300e6}, *best)
+    r = scale_to_budget(g, Limits(madds=300e6), *best)
     assert 270e6 <= searchspace.cost(r.genotype).madds <= 300e6

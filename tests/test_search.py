@@ -19,8 +19,9 @@ import searchspace
 from nas.strategies import OURS, make
 from nas.strategies.synthetic import SyntheticObjective, run_synthetic
 from nas.study import Stop, open_storage, run_worker
+from searchspace import Limits
 
-LIMITS = {"madds": 600e6}
+LIMITS = Limits(madds=600e6)
 
 
 def _best(strategy: str, seed: int, trials: int) -> float:
@@ -73,7 +74,7 @@ def test_own_samplers_stay_inside_the_budget_and_optunas_learn_it() -> None:
     for strategy in OURS:
         storage = optuna.storages.InMemoryStorage()
         run_worker(storage, "s", space, strategy, 0,
-                   lambda g, s, a: objective.evaluate(g, s, a), {"madds": 50e6},
+                   lambda g, s, a: objective.evaluate(g, s, a), Limits(madds=50e6),
                    Stop(trials=15))
         trials = optuna.load_study(study_name="s", storage=storage).get_trials()
         rejected = [t for t in trials if t.user_attrs["status"] == "rejected"]
@@ -232,7 +233,7 @@ def test_a_budget_nothing_fits_stops_at_once(strategy) -> None:
     storage = optuna.storages.InMemoryStorage()
     lines: list[str] = []
     n = run_worker(storage, "s", searchspace.load_space("cells"), strategy, 0,
-                   lambda g, s, a: pytest.fail("nothing should be trained"), {"madds": 1e3},
+                   lambda g, s, a: pytest.fail("nothing should be trained"), Limits(madds=1e3),
                    Stop(trials=10), log=lines.append)
     trials = optuna.load_study(study_name="s", storage=storage).get_trials()
     assert n == 0 and len(trials) <= 2 and "fits the budget" in lines[0]

@@ -15,6 +15,7 @@ from evaluators.augment import random_crop_flip
 from evaluators.proxy import ProxyEvaluator
 from evaluators.recipe import RecipeError, load_profile
 from evaluators.train import WeightAverage
+from searchspace import Limits
 
 TINY = dict(epochs=1, train_subset=1024, batch_size=64, lr=0.1, time_limit=0, device="cpu")
 
@@ -96,7 +97,7 @@ def test_profiles_load_and_unknown_ones_fail() -> None:
 
 def test_proxy_trains_and_learns_on_real_images(cifar_jpeg) -> None:
     recipe = load_profile("proxy-cpu").replace(**{**TINY, "train_subset": 4096})
-    ev = ProxyEvaluator(recipe, data=cifar_jpeg, limits={"madds": 600e6})
+    ev = ProxyEvaluator(recipe, data=cifar_jpeg, limits=Limits(madds=600e6))
     result = ev.evaluate(_tiny_net())
     assert result.status == "ok", result.reason
     assert result.split == "val" and result.accuracy > 0.22  # chance is 0.10
@@ -107,11 +108,11 @@ def test_proxy_rejects_over_budget_without_building(cifar_jpeg, monkeypatch) -> 
     def no_build(g):
         raise AssertionError("an over-budget candidate was built")
     monkeypatch.setattr(proxy_module.searchspace, "build", no_build)
-    ev = ProxyEvaluator(load_profile("proxy-cpu"), data=cifar_jpeg, limits={"madds": 100e6})
+    ev = ProxyEvaluator(load_profile("proxy-cpu"), data=cifar_jpeg, limits=Limits(madds=100e6))
     result = ev.evaluate(searchspace.zoo.get("resnet18"))
     assert result.status == "rejected" and "over the budget" in result.reason
     assert result.madds == searchspace.cost(searchspace.zoo.get("resnet18")).madds
-    ev = ProxyEvaluator(load_profile("proxy-cpu"), data=cifar_jpeg, limits={"params": 1e6})
+    ev = ProxyEvaluator(load_profile("proxy-cpu"), data=cifar_jpeg, limits=Limits(params=1e6))
     assert ev.evaluate(searchspace.zoo.get("resnet18")).reason.startswith("params")
 
 

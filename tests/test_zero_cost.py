@@ -14,7 +14,7 @@ from evaluators.zero_cost import PROXIES, ZeroCost, kendall_tau, ranks, spearman
 from nas.strategies.base import Screen
 from nas.strategies.synthetic import SyntheticObjective
 from nas.study import Stop, run_worker
-from searchspace import nb201
+from searchspace import Limits, nb201
 
 # three NAS-Bench-201 cells far apart in the table (valid_acc_200ep): 91.55, 67.38, 9.71
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|" \
@@ -60,7 +60,7 @@ def test_a_screen_trains_its_pick_of_new_proposals() -> None:
     results = {}
     for k in (1, 5):
         storage = optuna.storages.InMemoryStorage()
-        run_worker(storage, "s", space, "random", 0, objective.evaluate, {"madds": 600e6},
+        run_worker(storage, "s", space, "random", 0, objective.evaluate, Limits(madds=600e6),
                    Stop(trials=12), screen=Screen(k, pick) if k > 1 else None)
         trials = [t for t in optuna.load_study(study_name="s", storage=storage).get_trials()
                   if t.user_attrs.get("status") == "ok"]

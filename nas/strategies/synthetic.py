@@ -56,7 +56,7 @@ class SyntheticObjective:
 
 
 def run_synthetic(storage_url: str, study: str, strategy: str, seed: int, trials: int,
-                  limits: dict[str, float], objective_seed: int = 0, seconds: float = 0.0,
+                  limits: searchspace.Limits, objective_seed: int = 0, seconds: float = 0.0,
                   heartbeat: tuple[int, int] | None = None) -> int:
     """One worker of a search on the synthetic objective (importable by spawned processes).
 
