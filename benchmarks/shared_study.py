@@ -23,7 +23,8 @@ import optuna
 
 from nas.report_table import table
 from nas.strategies.synthetic import run_synthetic
-from nas.study import Status, create_study, open_storage
+from nas.study import create_study, open_storage
+from nas.trial import Status, records
 from searchspace import Limits
 
 HEARTBEAT = (1, 3)
@@ -33,9 +34,9 @@ LIMITS = Limits(madds=600e6)
 def _holding(url: str, study: str, pids: set[int]) -> int | None:
     """A pid among ``pids`` whose worker is training a trial now."""
     s = optuna.load_study(study_name=study, storage=open_storage(url, heartbeat=HEARTBEAT))
-    for t in s.get_trials(deepcopy=False):
-        if t.user_attrs.get("status") == Status.TRAINING and t.state.name == "RUNNING":
-            pid = int(str(t.user_attrs.get("worker", ":0")).split(":")[1])
+    for t in records(s):
+        if t.status == Status.TRAINING and t.state.name == "RUNNING":
+            pid = int(str(t.worker or ":0").split(":")[1])
             if pid in pids:
                 return pid
     return None
@@ -73,15 +74,14 @@ def main() -> None:
         proc.join(600)
     seconds = time.perf_counter() - start
 
-    trials = optuna.load_study(study_name=name, storage=open_storage(args.storage)).get_trials()
-    status = Counter(t.user_attrs.get("status") for t in trials)
+    trials = records(optuna.load_study(study_name=name, storage=open_storage(args.storage)))
+    status = Counter(t.status for t in trials)
     numbers = Counter(t.number for t in trials)
-    keys = Counter(t.user_attrs["key"] for t in trials if t.user_attrs.get("status") == "ok")
-    orphans = [t for t in trials if t.user_attrs.get("status") == Status.ORPHANED]
-    retried = [t for t in trials if t.user_attrs.get("retry_of") in {o.number for o in orphans}]
-    same_seed = sum(r.user_attrs.get("seed") == trials[r.user_attrs["retry_of"]].user_attrs.get(
-        "seed") for r in retried)
-    rows = [[args.workers, len(killed), len(trials), status["ok"],
+    keys = Counter(t.key for t in trials if t.status == Status.OK)
+    orphans = [t for t in trials if t.status == Status.ORPHANED]
+    retried = [t for t in trials if t.retry_of in {o.number for o in orphans}]
+    same_seed = sum(r.seed == trials[r.retry_of].seed for r in retried)
+    rows = [[args.workers, len(killed), len(trials), status[Status.OK],
              sum(n > 1 for n in numbers.values()), sum(n > 1 for n in keys.values()),
              sum(t.state.name in ("RUNNING", "WAITING") for t in trials), len(orphans),
              f"{len(retried)} ({same_seed} same seed)", f"{seconds:.1f}"]]

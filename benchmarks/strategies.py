@@ -31,6 +31,7 @@ from nas.report_table import table
 from nas.strategies import OURS
 from nas.strategies.synthetic import SyntheticObjective
 from nas.study import Stop, run_worker
+from nas.trial import Status, records
 
 # NAS-Bench-201 (Dong & Yang, ICLR 2020), Table 5: CIFAR-10 validation accuracy of the cell
 # found, 500 runs, about 100 cells a search scored by a 12-epoch reward (ours: the 200-epoch
@@ -50,22 +51,22 @@ def nb201_search(strategy: str, seed: int, trials: int, ev: NB201Table, screen=N
     space = searchspace.load_space("nb201")
     storage = optuna.storages.InMemoryStorage()
     start = time.perf_counter()
-    run_worker(storage, "bench", space, strategy, seed, ev.evaluate, {}, Stop(trials=trials),
+    run_worker(storage, "bench", space, strategy, seed, ev.evaluate, searchspace.Limits(),
+               Stop(trials=trials),
                log=_quiet, screen=screen)
     seconds = time.perf_counter() - start
-    trials_ = sorted(optuna.load_study(study_name="bench", storage=storage).get_trials(
-        deepcopy=False), key=lambda t: t.number)
+    trials_ = records(optuna.load_study(study_name="bench", storage=storage))
     curve, best = [], 0.0
-    scored = [t for t in trials_ if t.user_attrs.get("status") == "ok"]
+    scored = [t for t in trials_ if t.scored]
     for t in scored:
         best = max(best, 100 * t.values[0])
         curve.append(round(best, 4))
-    keys = Counter(t.user_attrs["key"] for t in scored)
-    cells = Counter(ev.row(t.params).arch for t in scored)
+    keys = Counter(t.key for t in scored)
+    cells = Counter(ev.row(t.decisions).arch for t in scored)
     return {"curve": curve, "seconds": round(seconds, 3),
             "trained_twice": sum(n - 1 for n in keys.values()),
             "cells_twice": sum(n - 1 for n in cells.values()),
-            "reused": sum(t.user_attrs.get("status") == "reused" for t in trials_)}
+            "reused": sum(t.status == Status.REUSED for t in trials_)}
 
 
 def _mean_sd(values: list[float]) -> tuple[float, float]:
@@ -203,7 +204,8 @@ def _write(out: Path, results: dict, header: tuple, rows: list, note: str,
     print(f"wrote {out / 'strategies.md'}, {out / 'strategies.json'}, {out / 'curves.png'}")
 
 
-def best_curve(strategy: str, seed: int, trials: int, limits: dict[str, float]) -> list[float]:
+def best_curve(strategy: str, seed: int, trials: int, limits: searchspace.Limits
+               ) -> list[float]:
     """Synthetic objective: best noise-free value after each evaluated trial."""
     space = searchspace.load_space("cells")
     objective = SyntheticObjective(space, seed=seed)
@@ -213,9 +215,9 @@ def best_curve(strategy: str, seed: int, trials: int, limits: dict[str, float]) 
                log=_quiet)
     study = optuna.load_study(study_name="bench", storage=storage)
     curve, best = [], float("-inf")
-    for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
-        if t.user_attrs.get("status") == "ok":
-            best = max(best, objective.value(t.params))  # noise-free value of what was found
+    for t in records(study):
+        if t.scored:
+            best = max(best, objective.value(t.decisions))  # noise-free value of what was found
             curve.append(best)
     return curve
 

@@ -34,6 +34,7 @@ import searchspace  # noqa: E402
 from evaluators.table import NB201Table  # noqa: E402
 from nas.report_table import table  # noqa: E402
 from nas.study import Stop, run_worker  # noqa: E402
+from nas.trial import Status, records  # noqa: E402
 
 PAIRS = [("evolution", "nni:evolution"), ("rl", "nni:rl"), ("tpe", "nni:tpe"),
          ("random", "nni:random")]
@@ -87,21 +88,20 @@ def proxy_search(strategy: str, seed: int, args: argparse.Namespace) -> dict:
     storage = optuna.storages.InMemoryStorage()
     start = time.perf_counter()
     run_worker(storage, "bench", searchspace.load_space("nb201"), strategy, seed, ev.evaluate,
-               {}, Stop(trials=args.trials), log=lambda line: None)
+               searchspace.Limits(), Stop(trials=args.trials), log=lambda line: None)
     seconds = time.perf_counter() - start
-    trials = optuna.load_study(study_name="bench", storage=storage).get_trials()
-    scored = sorted((t for t in trials if t.user_attrs.get("status") == "ok"),
-                    key=lambda t: t.number)
+    trials = records(optuna.load_study(study_name="bench", storage=storage))
+    scored = [t for t in trials if t.scored]
     best = max(scored, key=lambda t: t.values[0])
-    row = table_.row(best.params)
+    row = table_.row(best.decisions)
     curve, top = [], 0.0
     for t in scored:
-        top = max(top, table_.row(t.params).val)
+        top = max(top, table_.row(t.decisions).val)
         curve.append(top)
     return {"proxy_best": round(100 * best.values[0], 2), "table_val": row.val,
             "table_test": row.test, "best_scored_val": round(top, 2), "curve": curve,
             "seconds": round(seconds, 1), "scored": len(scored),
-            "reused": sum(t.user_attrs.get("status") == "reused" for t in trials)}
+            "reused": sum(t.status == Status.REUSED for t in trials)}
 
 
 def run_proxy(args: argparse.Namespace) -> tuple[dict, list, tuple, str]:

@@ -11,17 +11,19 @@ from typing import Any
 
 import optuna
 import torch
-from optuna.trial import FrozenTrial
 
 import searchspace
 from nas.export import write_export
 from nas.report_table import human, plain_log_axis
 from nas.study import counts, failures
+from nas.trial import Record, records
 
 __all__ = ["write_outputs", "write_trials_csv", "environment"]
 
+# trials.csv's columns: Record fields (status: Record.label), then the decisions
 _COLUMNS = ["number", "status", "accuracy", "madds", "params", "seconds", "images_per_s",
             "key", "reused_from", "screened", "seed", "retry_of", "reason"]
+_ROUNDED = {"seconds", "images_per_s"}
 
 
 def environment() -> str:
@@ -32,35 +34,34 @@ def environment() -> str:
             f"Python {platform.python_version()}")
 
 
-def write_trials_csv(study: optuna.Study, path: Path) -> list[FrozenTrial]:
+def write_trials_csv(study: optuna.Study, path: Path) -> list[Record]:
     """One row per trial: status, accuracy, cost, time, reason and the decisions."""
-    trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
-    names = sorted({k for t in trials for k in t.params})
+    trials = records(study)
+    names = sorted({k for t in trials for k in t.decisions})
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(_COLUMNS + names)
         for t in trials:
-            a = t.user_attrs
-            w.writerow([t.number, a.get("status", t.state.name.lower()), a.get("accuracy", ""),
-                        a.get("madds", ""), a.get("params", ""), _round(a.get("seconds")),
-                        _round(a.get("images_per_s")), a.get("key", ""),
-                        a.get("reused_from", ""), a.get("screened", ""), a.get("seed", ""),
-                        a.get("retry_of", ""), a.get("reason", "")]
-                       + [t.params.get(n, "") for n in names])
+            w.writerow([_cell(t, c) for c in _COLUMNS] + [t.decisions.get(n, "") for n in names])
     return trials
 
 
-def _round(x: Any) -> Any:
-    return "" if x is None else round(x, 2)
+def _cell(t: Record, column: str) -> Any:
+    if column == "status":
+        return t.label
+    value = getattr(t, column)
+    if value is None:
+        return ""
+    return round(value, 2) if column in _ROUNDED else value
 
 
-def _plots(trials: list[FrozenTrial], best: FrozenTrial, out: Path) -> list[str]:
+def _plots(trials: list[Record], best: Record, out: Path) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    scored = [t for t in trials if t.user_attrs.get("status") == "ok"]
+    scored = [t for t in trials if t.scored]
     xs = list(range(1, len(scored) + 1))
     running, curve = 0.0, []
     for t in scored:
@@ -79,10 +80,10 @@ def _plots(trials: list[FrozenTrial], best: FrozenTrial, out: Path) -> list[str]
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(6.4, 4))
-    ax.scatter([t.user_attrs["madds"] / 1e6 for t in scored],
+    ax.scatter([t.madds / 1e6 for t in scored],
                [100 * t.values[0] for t in scored], s=18, color="C0", alpha=0.7,
                label="scored trial")
-    ax.scatter([best.user_attrs["madds"] / 1e6], [100 * best.values[0]], s=160, marker="*",
+    ax.scatter([best.madds / 1e6], [100 * best.values[0]], s=160, marker="*",
                color="C3", zorder=3, label=f"winner (trial {best.number})")
     ax.set_xscale("log")
     plain_log_axis(ax.xaxis)
@@ -97,7 +98,7 @@ def _plots(trials: list[FrozenTrial], best: FrozenTrial, out: Path) -> list[str]
     return ["progress.png", "accuracy_madds.png"]
 
 
-def write_outputs(cfg, study: optuna.Study, best: FrozenTrial | None,
+def write_outputs(cfg, study: optuna.Study, best: Record | None,
                   scaled: tuple | None, ev: Any = None) -> dict:
     """Write the run folder's files; returns the summary printed by --json."""
     out = Path(cfg.out)
@@ -115,17 +116,17 @@ def write_outputs(cfg, study: optuna.Study, best: FrozenTrial | None,
     fc = searchspace.cost(final)
     found_by = (f"{cfg.strategy} search over the {cfg.space} space, {c['complete']} scored "
                 f"trials by {cfg.evaluator} (best {100 * best.values[0]:.2f}% validation "
-                f"accuracy at {best.user_attrs['madds'] / 1e6:.1f}M), "
+                f"accuracy at {best.madds / 1e6:.1f}M), "
                 + (f"compound-scaled to {cfg.budget}" if cfg.scale else "not scaled"))
     write_export(final, out / "model.py", "py", None, found_by)
     plots = _plots(trials, best, out)
     summary["best"] = {"genotype": str(out / "best.yaml"), "madds": fc.madds,
                        "params": fc.params, "val_accuracy": best.values[0],
                        "base_genotype": str(out / "base.yaml"),
-                       "base_madds": best.user_attrs["madds"], "fill": ratio}
+                       "base_madds": best.madds, "fill": ratio}
     table = ev is not None and not ev.scores_any_genotype
     if table and hasattr(ev, "row"):
-        row = ev.row(best.params)
+        row = ev.row(best.decisions)
         summary["best"]["table"] = {"index": row.index, "arch": row.arch, "val": row.val,
                                     "test": row.test}
     summary["found_by"] = found_by
@@ -136,7 +137,7 @@ def write_outputs(cfg, study: optuna.Study, best: FrozenTrial | None,
     return summary
 
 
-def _report(cfg, best: FrozenTrial, base: searchspace.Genotype, final: searchspace.Genotype,
+def _report(cfg, best: Record, base: searchspace.Genotype, final: searchspace.Genotype,
             ratio: float | None, c: dict[str, int], plots: list[str], summary: dict,
             table: bool) -> str:
     bc, fc = searchspace.cost(base), searchspace.cost(final)

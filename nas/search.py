@@ -11,6 +11,7 @@ import json
 import multiprocessing as mp
 import os
 import re
+import secrets
 import signal
 import sys
 import threading
@@ -45,6 +46,7 @@ from nas.study import (
     run_worker,
     worker_id,
 )
+from nas.trial import Status, records
 
 __all__ = ["SearchConfig", "defaults", "run_search", "join_search", "parse_duration",
            "max_workers"]
@@ -156,13 +158,14 @@ def _screen(cfg: SearchConfig, space: searchspace.SearchSpace):
     return zero_cost_screen(space, cfg.screen, cfg.screen_by, data)
 
 
-def _worker(cfg_dict: dict[str, Any], index: int, parent: int) -> None:
-    """A worker process: its own evaluator and sampler seed, the shared study. It ends with
-    its parent, which owns it; a signal is the parent's to handle."""
+def _worker(cfg_dict: dict[str, Any], index: int, parent: int, token: str) -> None:
+    """A worker process: its own evaluator and sampler seed, the shared study; its trials
+    name it by ``token``, which its parent gave it. It ends with its parent, which owns it;
+    a signal is the parent's to handle."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
     try:
-        _work(SearchConfig(**cfg_dict), index)
+        _work(SearchConfig(**cfg_dict), index, worker_id(token=token))
     except UserError as exc:  # e.g. the journal's disk is full: one line, not a traceback
         print(f"nas: error: worker {index}: {exc}", file=sys.stderr, flush=True)
         sys.exit(exc.code)
@@ -180,7 +183,7 @@ def _end_with(parent: int) -> None:
     os._exit(1)
 
 
-def _work(cfg: SearchConfig, index: int) -> None:
+def _work(cfg: SearchConfig, index: int, worker: str) -> None:
     ev = _evaluator(cfg)
     gpus = torch.cuda.device_count()
     device = getattr(ev, "device", None)
@@ -190,10 +193,10 @@ def _work(cfg: SearchConfig, index: int) -> None:
         # each worker its share of the cores: N workers of all cores each thrash (10x slower)
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.workers))
     space = searchspace.load_space(cfg.space)
-    stop = Stop(cfg.trials, cfg.started + cfg.time_s if cfg.time_s else None)
+    stop = _stop(cfg)
     run_worker(open_storage(cfg.storage_url()), cfg.study, space, cfg.strategy,
                cfg.seed * 1000 + index, ev.evaluate, cfg.base_limits, stop,
-               screen=_screen(cfg, space))
+               screen=_screen(cfg, space), worker=worker)
 
 
 def check(cfg: SearchConfig):
@@ -287,6 +290,8 @@ def run_search(cfg: SearchConfig, resume: bool = False, progress: bool = True) -
     stopped: Interrupted | None = None
     try:
         _search(cfg, ev, storage)
+        if is_database(cfg.storage_url()):
+            _finish_shared(cfg, ev, storage, study)
     except KeyboardInterrupt as exc:
         _ignore_signals()  # the clean stop below must not be cut short by a second one
         stopped = exc if isinstance(exc, Interrupted) else Interrupted()
@@ -304,6 +309,51 @@ def run_search(cfg: SearchConfig, resume: bool = False, progress: bool = True) -
     if cfg.baselines and ev.scores_any_genotype:
         _proxy_comparison(cfg, ev, summary)
     return summary
+
+
+def _finish_shared(cfg: SearchConfig, ev, storage, study) -> None:
+    """After this machine's workers stop on a shared database: wait for the trials other
+    machines are training, and train here those queued again because their machine died."""
+    while _await_others(study, _stop(cfg)):
+        queued = _waiting(study)
+        _search(cfg, ev, storage)
+        if queued and queued <= _waiting(study):  # none taken: a crash loop ends here
+            _log(f"{len(queued)} queued trial(s) were not taken: the workers here stopped "
+                 "without training them; writing the run folder")
+            return
+
+
+def _waiting(study) -> set[int]:
+    return {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))}
+
+
+def _await_others(study, stop: Stop, poll: float = 2.0, every: float = 300.0) -> bool:
+    """Wait while other machines train trials of this shared study, so the run folder is
+    written from the finished search (trials in flight finish, past --time too, as local
+    ones do). True when one of them was queued again (its machine died) and the search has
+    room for it: the caller trains it."""
+    said: tuple[int, ...] = ()
+    last = 0.0
+    while True:
+        n = requeue_stale(study)
+        if n:
+            _log(f"{n} trial(s) of workers that stopped sending heartbeats queued again")
+        if _waiting(study) and not stop.reached(study):
+            return True
+        running = records(study, (TrialState.RUNNING,))
+        if not running:
+            return False
+        numbers = tuple(t.number for t in running)
+        if numbers != said or time.monotonic() - last > every:
+            where = ", ".join(f"{t.number} ({t.worker or 'starting'})" for t in running)
+            _log(f"waiting for {len(running)} trial(s) running on other machines before "
+                 f"writing the run folder: {where}; Ctrl-C writes it from what has finished")
+            said, last = numbers, time.monotonic()
+        time.sleep(poll)
+
+
+def _stop(cfg: SearchConfig) -> Stop:
+    return Stop(cfg.trials, cfg.started + cfg.time_s if cfg.time_s else None)
 
 
 def _ignore_signals() -> None:
@@ -408,7 +458,7 @@ def _proxy_comparison(cfg: SearchConfig, ev, summary: dict) -> None:
 
 def _search(cfg: SearchConfig, ev, storage) -> None:
     space = searchspace.load_space(cfg.space)
-    stop = Stop(cfg.trials, cfg.started + cfg.time_s if cfg.time_s else None)
+    stop = _stop(cfg)
     if cfg.workers == 1:
         run_worker(storage, cfg.study, space, cfg.strategy, cfg.seed * 1000, ev.evaluate,
                    cfg.base_limits, stop, screen=_screen(cfg, space))
@@ -424,7 +474,7 @@ class _Supervisor:
     def __init__(self, cfg: SearchConfig, study, stop: Stop) -> None:
         self.cfg, self.study, self.stop = cfg, study, stop
         self.ctx = mp.get_context("spawn")
-        self.procs: dict[int, mp.process.BaseProcess] = {}
+        self.procs: dict[int, tuple[mp.process.BaseProcess, str]] = {}  # slot: process, id
         self.ids: set[str] = set()  # every worker this run started, as trials name them
         self.restarts = MAX_RESTARTS * cfg.workers  # for all slots: a crash loop ends
 
@@ -433,18 +483,19 @@ class _Supervisor:
             for slot in range(self.cfg.workers):
                 self._start(slot)
             while self.procs:
-                wait([p.sentinel for p in self.procs.values()], timeout=1.0)
-                for slot, p in list(self.procs.items()):
+                wait([p.sentinel for p, _ in self.procs.values()], timeout=1.0)
+                for slot, (p, name) in list(self.procs.items()):
                     if p.exitcode is not None:
                         del self.procs[slot]
-                        self._ended(slot, p)
+                        self._ended(slot, p, name)
         except BaseException:  # a signal, or the storage failing: no worker is left behind
             _ignore_signals()
             self._stop_all()
             raise
 
     def _start(self, slot: int) -> None:
-        p = self.ctx.Process(target=_worker, args=(asdict(self.cfg), slot, os.getpid()),
+        token = secrets.token_hex(4)
+        p = self.ctx.Process(target=_worker, args=(asdict(self.cfg), slot, os.getpid(), token),
                              daemon=True)
         # the child inherits SIG_IGN until its own code runs (a Ctrl-C is the parent's)
         before = signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -452,16 +503,17 @@ class _Supervisor:
             p.start()
         finally:
             signal.signal(signal.SIGINT, before)
-        self.procs[slot] = p
-        self.ids.add(worker_id(p.pid))
+        name = worker_id(p.pid, token)
+        self.procs[slot] = (p, name)
+        self.ids.add(name)
 
-    def _ended(self, slot: int, p) -> None:
+    def _ended(self, slot: int, p, name: str) -> None:
         """A worker ended: a dead one's trial is queued again, and a worker is started in its
         place, as it is for a queued trial that no running worker would take."""
         n = 0
         if p.exitcode != 0:
             why = _exit_reason(p.exitcode)
-            n = requeue_orphans(self.study, worker=worker_id(p.pid),
+            n = requeue_orphans(self.study, worker=name,
                                 reason=f"worker died: {why}")
             _log(f"worker {slot} (pid {p.pid}) died: {why}; {n} trial(s) queued again")
         waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
@@ -472,9 +524,9 @@ class _Supervisor:
             self._start(slot)
 
     def _stop_all(self) -> None:
-        for p in self.procs.values():
+        for p, _ in self.procs.values():
             p.terminate()
-        for p in self.procs.values():
+        for p, _ in self.procs.values():
             p.join(10)
             if p.exitcode is None:
                 p.kill()
@@ -498,7 +550,7 @@ def _scaled(cfg: SearchConfig, study) -> tuple[searchspace.Genotype, searchspace
     """(base winner, final genotype, fill ratio)."""
     from nas.scaling import scale_to_budget
 
-    base = searchspace.Genotype.from_yaml(best_trial(study).user_attrs["genotype"])
+    base = searchspace.Genotype.from_yaml(best_trial(study).genotype)
     label = base.name  # a space may name its networks (nb201: the benchmark's string)
     base = base.replace(name=label or "searched-base")
     if not cfg.scale:
@@ -536,15 +588,15 @@ class _Monitor:
 
     def _update(self) -> None:
         try:
-            trials = self.study.get_trials(deepcopy=False)
+            trials = records(self.study)
         except Exception:  # the storage is being written by a worker; try next tick
             return
         c = counts(self.study)
         best = best_trial(self.study)
-        running = [t for t in trials if t.user_attrs.get("status") == "training"]
+        running = [t for t in trials if t.status == Status.TRAINING and t.madds is not None]
         post = {"best": "-" if best is None else
-                f"{100 * best.values[0]:.1f}% @ {best.user_attrs['madds'] / 1e6:.0f}M",
-                "now": f"{running[-1].user_attrs['madds'] / 1e6:.0f}M" if running else "-",
+                f"{100 * best.values[0]:.1f}% @ {best.madds / 1e6:.0f}M",
+                "now": f"{running[-1].madds / 1e6:.0f}M" if running else "-",
                 "rejected": c["rejected"], "failed": c["failed"]}
         if self.cfg.time_s:
             left = max(0, self.cfg.started + self.cfg.time_s - time.time())

@@ -1,8 +1,8 @@
 """The search loop over an Optuna study: ask, decode, cost, evaluate, tell; storage and workers.
 
-Each trial stores its decisions (as Optuna params), the genotype YAML, multiply-adds,
-parameters, validation accuracy, seconds, its training seed, its worker (host:pid) and any
-failure reason (as user attributes), and its budget constraint (``trial.set_constraint``).
+Each trial stores its decisions (as Optuna params), the fields of a ``nas.trial.Record`` (the
+genotype YAML, multiply-adds, parameters, validation accuracy, seconds, its training seed, its
+worker, any failure reason) and its budget constraint (``trial.set_constraint``).
 Over-budget proposals are told PRUNED with a positive constraint and never trained; a
 candidate whose decoding, building or training raises is told FAIL with its reason (the
 search goes on); a network whose key() was scored already is not trained again: its stored
@@ -15,22 +15,23 @@ silent one is taken for dead by any live worker. A worker whose proposals train 
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import sys
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 import searchspace
 from evaluators.proxy import Evaluation
@@ -38,8 +39,18 @@ from nas.errors import UserError
 from nas.journal import SafeJournalBackend, repair
 from nas.strategies import MULTI_OBJECTIVE, make
 from nas.strategies.base import NOTHING_NEW, SCREENED, Screen, mark_study
+from nas.trial import (
+    TAKEN,
+    TRAINED,
+    Record,
+    Status,
+    fields_of,
+    records,
+    write,
+    write_stored,
+)
 
-__all__ = ["open_storage", "create_study", "run_worker", "Stop", "Status", "counts",
+__all__ = ["open_storage", "create_study", "run_worker", "Stop", "Status", "Record", "counts",
            "evaluated", "best_trial", "requeue_orphans", "requeue", "requeue_stale",
            "requeue_interrupted", "failures", "worker_id", "is_database", "JOURNAL",
            "HEARTBEAT", "LATE"]
@@ -54,21 +65,6 @@ warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to b
 MAX_IDLE = 500  # proposals in a row that train nothing (over budget, already scored)
 
 
-class Status(StrEnum):
-    """A trial's status (its ``status`` user attribute; plain strings in the storage)."""
-
-    TRAINING = "training"  # claimed, being trained
-    OK = "ok"  # scored
-    FAILED = "failed"  # trained and failed, with a reason (not tried again)
-    REJECTED = "rejected"  # over the budget, never built
-    REUSED = "reused"  # a network scored already: its result told again
-    DUPLICATE = "duplicate"  # another worker took the same network first
-    SURPLUS = "surplus"  # the last place of --trials went to a lower-numbered trial
-    ORPHANED = "orphaned"  # its worker died: failed with the reason, queued again once
-    INTERRUPTED = "interrupted"  # stopped by a signal: queued again for --resume
-
-
-TAKEN = (Status.TRAINING, Status.OK, Status.FAILED)  # claim a place and a network
 # (genotype, training seed, the decisions) -> Evaluation
 Evaluate = Callable[[searchspace.Genotype, int, dict[str, Any]], Evaluation]
 
@@ -141,15 +137,14 @@ def create_study(storage: BaseStorage, name: str, strategy: str, sampler=None,
                                directions=directions, load_if_exists=load_if_exists)
 
 
-def claimed(study: optuna.Study) -> list[FrozenTrial]:
+def claimed(study: optuna.Study) -> list[Record]:
     """Trials that count towards --trials: evaluated, or being evaluated (rejected do not)."""
-    return [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("status") in TAKEN]
+    return [t for t in records(study) if t.status in TAKEN]
 
 
-def evaluated(study: optuna.Study) -> list[FrozenTrial]:
+def evaluated(study: optuna.Study) -> list[Record]:
     """Trials whose candidate was trained (scored or failed)."""
-    return [t for t in study.get_trials(deepcopy=False)
-            if t.user_attrs.get("status") in (Status.OK, Status.FAILED)]
+    return [t for t in records(study) if t.status in TRAINED]
 
 
 _COUNTED = {Status.OK: "complete", Status.REJECTED: "rejected", Status.FAILED: "failed",
@@ -160,8 +155,8 @@ def counts(study: optuna.Study) -> dict[str, int]:
     """How many trials are complete, rejected, reused, failed, retried (queued again after
     their worker died or a signal stopped them) and running."""
     out = {"complete": 0, "rejected": 0, "reused": 0, "failed": 0, "retried": 0, "running": 0}
-    for t in study.get_trials(deepcopy=False):
-        key = _COUNTED.get(t.user_attrs.get("status", ""))
+    for t in records(study):
+        key = _COUNTED.get(t.status)
         if key:
             out[key] += 1
         elif t.state == TrialState.RUNNING:
@@ -169,44 +164,44 @@ def counts(study: optuna.Study) -> dict[str, int]:
     return out
 
 
-def best_trial(study: optuna.Study) -> FrozenTrial | None:
+def best_trial(study: optuna.Study) -> Record | None:
     """The scored trial with the highest validation accuracy (ties: fewer multiply-adds)."""
-    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.user_attrs.get("status") == Status.OK]
+    done = [t for t in records(study, (TrialState.COMPLETE,)) if t.scored]
     if not done:
         return None
-    return max(done, key=lambda t: (t.values[0], -t.user_attrs.get("madds", 0)))
+    return max(done, key=lambda t: (t.values[0], -(t.madds or 0)))
 
 
-def worker_id(pid: int | None = None) -> str:
-    """A process (this one by default) as the ``worker`` attribute of the trials it runs:
-    host:pid."""
-    return f"{socket.gethostname()}:{pid or os.getpid()}"
+_TOKEN = secrets.token_hex(4)  # this process's: host and pid may repeat across containers
 
 
-def requeue(study: optuna.Study, trial: FrozenTrial, status: Status, reason: str,
+def worker_id(pid: int | None = None, token: str | None = None) -> str:
+    """A process as the ``worker`` attribute of the trials it runs: host:pid:token. By
+    default this process; a parent names its child by the child's pid and the token it gave
+    it (see nas.search._Supervisor)."""
+    return f"{socket.gethostname()}:{pid or os.getpid()}:{token or _TOKEN}"
+
+
+def requeue(study: optuna.Study, trial: Record, status: Status, reason: str,
             counts_as_retry: bool = True) -> bool:
     """End a RUNNING ``trial`` as failed with ``reason`` and queue its decisions again, with
     the same training seed. A trial whose worker died is tried again once (``counts_as_retry``);
     the second death leaves it FAILED. An interrupted one (a signal, not the network's fault)
     is always queued again. Returns whether it was queued; False also when the trial ended
     meanwhile (its worker told a late result, which is kept)."""
-    retries = trial.user_attrs.get("retries", 0)
+    retries = trial.retries or 0
     again = not counts_as_retry or retries < 1
-    storage = study._storage
     try:
-        storage.set_trial_user_attr(trial._trial_id, "reason", reason if again else
-                                    f"{reason} (a second time: not tried again)")
-        storage.set_trial_user_attr(trial._trial_id, "status",
-                                    status if again else Status.FAILED)
-        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        write_stored(study, trial.trial_id, status=status if again else Status.FAILED,
+                     reason=reason if again else f"{reason} (a second time: not tried again)")
+        study._storage.set_trial_state_values(trial.trial_id, TrialState.FAIL)
     except UpdateFinishedTrialError:
         return False
     if again:
-        attrs = {"retries": retries + int(counts_as_retry), "retry_of": trial.number}
-        if "seed" in trial.user_attrs:
-            attrs["seed"] = trial.user_attrs["seed"]
-        study.enqueue_trial(trial.params, user_attrs=attrs, skip_if_exists=False)
+        attrs = fields_of(retries=retries + int(counts_as_retry), retry_of=trial.number)
+        if trial.seed is not None:
+            attrs |= fields_of(seed=trial.seed)
+        study.enqueue_trial(trial.decisions, user_attrs=attrs, skip_if_exists=False)
     return again
 
 
@@ -216,8 +211,8 @@ def requeue_orphans(study: optuna.Study, worker: str | None = None,
     """Trials left RUNNING (by ``worker`` only, when given): failed with ``reason`` and queued
     again (see ``requeue``). Returns how many were queued."""
     n = 0
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if worker is None or t.user_attrs.get("worker") == worker:
+    for t in records(study, (TrialState.RUNNING,)):
+        if worker is None or t.worker == worker:
             n += requeue(study, t, status, reason, counts_as_retry)
     return n
 
@@ -234,17 +229,57 @@ def _heartbeat_interval(study: optuna.Study) -> int | None:
     return getter() if getter is not None else None
 
 
+# storage -> {trial id: when (time.monotonic) this process first saw it RUNNING with no
+# heartbeat}. A clock of our own: the only time such a trial has, datetime_start, is the
+# asking machine's local time, and machines' clocks and time zones may differ from ours
+_SILENT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def requeue_stale(study: optuna.Study) -> int:
     """A database study's trials whose worker stopped sending heartbeats (died, on whatever
-    machine): failed and queued again once. Live trials are left alone. Returns how many."""
+    machine): failed and queued again once. So is one that never sent a heartbeat (its worker
+    died between asking for it and its first beat, or it ran under a version that sent none)
+    once this process has seen it silent for the grace period. Live trials are left alone.
+    Returns how many were queued."""
     if not _heartbeat_interval(study):
         return 0
-    stale = set(study._storage._get_stale_trial_ids(study._study_id))
+    storage = getattr(study._storage, "_backend", study._storage)  # under Optuna's cache
+    grace = storage.grace_period or 2 * storage.heartbeat_interval
+    stale, silent = _heartbeats(storage, study._study_id, grace)
+    seen = _SILENT.setdefault(storage, {})
+    for trial_id in set(seen) - silent:
+        del seen[trial_id]
+    now = time.monotonic()
+    for trial_id in silent:
+        if now - seen.setdefault(trial_id, now) > grace:
+            stale.add(trial_id)
     n = 0
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if t._trial_id in stale:
+    for t in records(study, (TrialState.RUNNING,)):
+        if t.trial_id in stale:
             n += requeue(study, t, Status.ORPHANED, "worker died: its heartbeats stopped")
     return n
+
+
+def _heartbeats(storage: RDBStorage, study_id: int, grace: float) -> tuple[set[int], set[int]]:
+    """The ids of the study's RUNNING trials whose last heartbeat is older than ``grace``
+    seconds by the database's clock, and of those with no heartbeat at all (one query; as
+    Optuna's own _get_stale_trial_ids, which skips the second kind)."""
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+    from sqlalchemy import func
+    from sqlalchemy.orm import selectinload
+
+    with _create_scoped_session(storage.scoped_session) as session:
+        now = session.execute(func.now()).scalar().replace(tzinfo=None)  # as Optuna does
+        running = (session.query(models.TrialModel)
+                   .options(selectinload(models.TrialModel.heartbeats))
+                   .filter(models.TrialModel.study_id == study_id,
+                           models.TrialModel.state == TrialState.RUNNING)
+                   .all())
+        stale = {t.trial_id for t in running if t.heartbeats
+                 and now - t.heartbeats[0].heartbeat > timedelta(seconds=grace)}
+        silent = {t.trial_id for t in running if not t.heartbeats}
+    return stale, silent
 
 
 class _Heartbeat:
@@ -286,9 +321,9 @@ def failures(study: optuna.Study) -> dict[str, int]:
     words, before a colon): {"diverged": 2, "worker died": 1, ...}. A trial stopped by a
     signal is not a failure: it is queued for the resume."""
     out: dict[str, int] = {}
-    for t in study.get_trials(deepcopy=False):
-        if t.user_attrs.get("status") in (Status.FAILED, Status.ORPHANED):
-            kind = str(t.user_attrs.get("reason", "unknown")).split(":")[0].strip() or "unknown"
+    for t in records(study):
+        if t.status in (Status.FAILED, Status.ORPHANED):
+            kind = str(t.reason or "unknown").split(":")[0].strip() or "unknown"
             out[kind] = out.get(kind, 0) + 1
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
@@ -298,26 +333,29 @@ def _budget_use(limits: searchspace.Limits) -> Callable[[searchspace.Genotype], 
     return lambda g: limits.use(searchspace.cost(g))
 
 
-def _scored(study: optuna.Study) -> dict[str, FrozenTrial]:
+def _scored(study: optuna.Study) -> dict[str, Record]:
     """The first scored (or failed) trial of each key."""
-    out: dict[str, FrozenTrial] = {}
-    for t in sorted(evaluated(study), key=lambda t: t.number):
-        out.setdefault(t.user_attrs.get("key", ""), t)
+    out: dict[str, Record] = {}
+    for t in evaluated(study):
+        out.setdefault(t.key or "", t)
     return out
 
 
 def run_worker(storage: BaseStorage, study_name: str, space: searchspace.SearchSpace,
                strategy: str, seed: int, evaluate: Evaluate, limits: searchspace.Limits,
-               stop: Stop, on_trial: Callable[[FrozenTrial], None] | None = None,
-               log: Callable[[str], None] | None = None, screen: Screen | None = None) -> int:
+               stop: Stop, log: Callable[[str], None] | None = None,
+               screen: Screen | None = None, worker: str | None = None) -> int:
     """One worker's loop; returns how many candidates it evaluated. With ``screen``, each
-    trial's network is the screen's pick of several proposals."""
+    trial's network is the screen's pick of several proposals; ``worker`` names this worker
+    in its trials (default: ``worker_id()``)."""
+    if not isinstance(limits, searchspace.Limits):  # a dict of the old API fails here, clearly
+        raise TypeError(f"limits must be a searchspace.Limits, not {type(limits).__name__}")
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     sampler = make(strategy, space=space, seed=seed, fits=_budget_use(limits), screen=screen,
                    trials=stop.trials)
     try:
         return _loop(create_study(storage, study_name, strategy, sampler), space, strategy,
-                     seed, evaluate, limits, stop, on_trial, log)
+                     seed, evaluate, limits, stop, log, worker or worker_id())
     finally:
         if hasattr(sampler, "close"):  # NNI's: its strategy's thread ends
             sampler.close()
@@ -325,9 +363,9 @@ def run_worker(storage: BaseStorage, study_name: str, space: searchspace.SearchS
 
 def _loop(study: optuna.Study, space: searchspace.SearchSpace, strategy: str, seed: int,
           evaluate: Evaluate, limits: searchspace.Limits, stop: Stop,
-          on_trial: Callable[[FrozenTrial], None] | None, log: Callable[[str], None]) -> int:
+          log: Callable[[str], None], worker: str) -> int:
     mark_study(study, space)
-    w = _Worker(study, space, strategy, seed, evaluate, limits, stop, on_trial, log)
+    w = _Worker(study, space, strategy, seed, evaluate, limits, stop, log, worker)
     while True:
         n_stale = requeue_stale(study)  # before the stop test: a dead machine's claim is void
         if n_stale:
@@ -361,15 +399,14 @@ class _Worker:
     evaluate: Evaluate
     limits: searchspace.Limits
     stop: Stop
-    on_trial: Callable[[FrozenTrial], None] | None
     log: Callable[[str], None]
-    worker: str = field(default_factory=worker_id)
+    worker: str
     n: int = 0  # candidates evaluated
     idle: int = 0  # proposals in a row that trained nothing
 
     def run(self, trial: optuna.Trial) -> bool:
         """Take ``trial`` from its proposal to its end; False when the worker should stop."""
-        trial.set_user_attr("worker", self.worker)
+        write(trial, worker=self.worker)
         try:
             params = {k: trial.suggest_categorical(k, v)
                       for k, v in self.space.decisions.items()}
@@ -380,17 +417,15 @@ class _Worker:
             self.n += 1
             return True
         key = g.key()
-        for name, value in (("genotype", g.to_yaml()), ("key", key), ("madds", c.madds),
-                            ("params", c.params)):
-            trial.set_user_attr(name, value)
+        write(trial, genotype=g.to_yaml(), key=key, madds=c.madds, params=c.params)
         for name, limit in self.limits.items():
             trial.set_constraint(name, getattr(c, name) / limit - 1.0)
         system = self.study._storage.get_trial_system_attrs(trial._trial_id)
         exhausted = system.get(NOTHING_NEW)
         if system.get(SCREENED):
-            trial.set_user_attr("screened", system[SCREENED])
+            write(trial, screened=system[SCREENED])
         if not self.limits.fits(c):
-            trial.set_user_attr("status", Status.REJECTED)
+            write(trial, status=Status.REJECTED)
             self.study.tell(trial, state=TrialState.PRUNED)
             self.idle += 1
             if exhausted:
@@ -407,16 +442,18 @@ class _Worker:
                          "the budget was found (the space is exhausted, or nearly)")
                 return False
             return True
-        trial.set_user_attr("status", Status.TRAINING)
+        # its training seed before its claim: a retry of it, however early its worker dies,
+        # trains with the same seed
+        write(trial, seed=trial.user_attrs.get("seed", self.seed * 100_003 + trial.number),
+              status=Status.TRAINING)
         lower = _settled_lower(self.study, trial.number)
-        if any(t.user_attrs.get("key") == key and t.user_attrs.get("status") in TAKEN
-               for t in lower):  # another worker took the same network first
-            trial.set_user_attr("status", Status.DUPLICATE)
+        if any(t.key == key and t.status in TAKEN for t in lower):
+            write(trial, status=Status.DUPLICATE)  # another worker took the same network first
             self.study.tell(trial, state=TrialState.PRUNED)
             self.idle += 1
             return True
         if self.stop.trials is not None and _claims(lower) >= self.stop.trials:
-            trial.set_user_attr("status", Status.SURPLUS)
+            write(trial, status=Status.SURPLUS)
             self.study.tell(trial, state=TrialState.PRUNED)
             return False
         self._train(trial, g, c, params)
@@ -425,33 +462,27 @@ class _Worker:
     def _train(self, trial: optuna.Trial, g: searchspace.Genotype, c: searchspace.Cost,
                params: dict[str, Any]) -> None:
         """Train and score the claimed candidate; a fault of any kind fails only this trial."""
-        trial_seed = trial.user_attrs.get("seed", self.seed * 100_003 + trial.number)
-        trial.set_user_attr("seed", trial_seed)  # a retry trains with the same seed
         try:
-            result = self.evaluate(g, trial_seed, params)
+            result = self.evaluate(g, trial.user_attrs["seed"], params)
         except Exception as exc:  # noqa: BLE001
             result = Evaluation("failed", c.madds, c.params, reason=f"error: {_describe(exc)}")
         _record(self.study, trial, result, self.strategy, self.log)
         self.n += 1
         self.idle = 0
-        if self.on_trial is not None:
-            self.on_trial(self.study.get_trials(deepcopy=False)[trial.number])
 
 
-def _reuse(study: optuna.Study, trial: optuna.Trial, prior: FrozenTrial) -> None:
+def _reuse(study: optuna.Study, trial: optuna.Trial, prior: Record) -> None:
     """Tell ``trial`` the stored result of the same network (never trained twice)."""
-    for name in ("accuracy", "reason", "split"):
-        if name in prior.user_attrs:
-            trial.set_user_attr(name, prior.user_attrs[name])
-    trial.set_user_attr("reused_from", prior.number)
-    trial.set_user_attr("status", Status.REUSED)
+    write(trial, **{name: getattr(prior, name) for name in ("accuracy", "reason", "split")
+                    if getattr(prior, name) is not None})
+    write(trial, reused_from=prior.number, status=Status.REUSED)
     if prior.state == TrialState.COMPLETE:
-        study.tell(trial, prior.values)
+        study.tell(trial, list(prior.values))
     else:
         study.tell(trial, state=TrialState.FAIL)
 
 
-def _settled_lower(study: optuna.Study, number: int) -> list[FrozenTrial]:
+def _settled_lower(study: optuna.Study, number: int) -> list[Record]:
     """The trials numbered below ``number``, once each has said whether it trains.
 
     A trial waits (milliseconds) until every lower-numbered trial has a status, so racing
@@ -460,11 +491,10 @@ def _settled_lower(study: optuna.Study, number: int) -> list[FrozenTrial]:
     """
     deadline = time.time() + 30  # a worker that died between ask and its status
     while True:
-        lower = [t for t in study.get_trials(deepcopy=False) if t.number < number]
+        lower = [t for t in records(study) if t.number < number]
         recent = datetime.now() - timedelta(seconds=30)  # older ones: their worker died
-        pending = [t for t in lower
-                   if t.state == TrialState.RUNNING and "status" not in t.user_attrs
-                   and t.datetime_start is not None and t.datetime_start > recent]
+        pending = [t for t in lower if t.state == TrialState.RUNNING and t.status is None
+                   and t.started is not None and t.started > recent]
         if not pending or time.time() > deadline:
             return lower
         time.sleep(0.05)
@@ -477,13 +507,12 @@ def _describe(exc: BaseException) -> str:
 
 
 def _fail(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
-    trial.set_user_attr("reason", reason)
-    trial.set_user_attr("status", Status.FAILED)
+    write(trial, reason=reason, status=Status.FAILED)
     study.tell(trial, state=TrialState.FAIL)
 
 
-def _claims(trials: list[FrozenTrial]) -> int:
-    return sum(t.user_attrs.get("status") in TAKEN for t in trials)
+def _claims(trials: list[Record]) -> int:
+    return sum(t.status in TAKEN for t in trials)
 
 
 LATE = "late result of trial {}"  # a study user attribute: see _record
@@ -504,11 +533,10 @@ def _record(study: optuna.Study, trial: optuna.Trial, r: Evaluation, strategy: s
 
 
 def _tell(study: optuna.Study, trial: optuna.Trial, r: Evaluation, strategy: str) -> None:
-    for key in ("accuracy", "seconds", "images_per_s", "epochs", "device", "reason", "split"):
-        value = getattr(r, key)
-        if value not in (None, ""):
-            trial.set_user_attr(key, value)
-    trial.set_user_attr("status", Status.OK if r.status == "ok" else Status.FAILED)
+    write(trial, **{key: getattr(r, key) for key in ("accuracy", "seconds", "images_per_s",
+                                                      "epochs", "device", "reason", "split")
+                    if getattr(r, key) not in (None, "")})
+    write(trial, status=Status.OK if r.status == "ok" else Status.FAILED)
     if r.status != "ok":
         study.tell(trial, state=TrialState.FAIL)
         return

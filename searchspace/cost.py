@@ -34,8 +34,8 @@ class Limits:
 
     Example:
         >>> b = Limits(madds=600e6)
-        >>> b.use(cost(searchspace.zoo.get("resnet20"))) <= 1, b.over(Cost(7e8, 0, ()))
-        (True, 'madds 700,000,000 over the budget of 600,000,000')
+        >>> b.use(Cost(300_000_000, 0, ())), b.over(Cost(700_000_000, 0, ()))
+        (0.5, 'madds 700,000,000 over the budget of 600,000,000')
     """
 
     madds: float | None = None
@@ -73,7 +73,7 @@ class Limits:
 
     def scaled(self, factor: float) -> Limits:
         """Every limit times ``factor`` (the base search's share of a budget)."""
-        return Limits(*(None if v is None else v * factor for v in (self.madds, self.params)))
+        return Limits(**{name: limit * factor for name, limit in self.items()})
 
 
 def cost(g: Genotype, prune: bool = True) -> Cost:

@@ -21,6 +21,7 @@ from evaluators.recipe import Recipe
 from nas.journal import JournalWriteError, repair
 from nas.strategies.synthetic import SyntheticObjective
 from nas.study import (
+    Record,
     Status,
     Stop,
     counts,
@@ -117,13 +118,14 @@ def test_a_requeued_trial_trains_again_with_the_same_decisions_and_seed() -> Non
     for k, v in SPACE.decisions.items():
         trial.suggest_categorical(k, v)
     trial.set_user_attr("seed", 12345)
-    first = study.get_trials()[0]
+    first = Record.of(study.get_trials()[0])
     assert requeue(study, first, Status.ORPHANED, "worker died: killed by SIGKILL")
     retry = study.ask()  # the queued trial comes first
     assert retry.user_attrs["seed"] == 12345 and retry.user_attrs["retry_of"] == 0
     for k, v in SPACE.decisions.items():
-        assert retry.suggest_categorical(k, v) == first.params[k]
-    assert not requeue(study, study.get_trials()[1], Status.ORPHANED, "worker died: again")
+        assert retry.suggest_categorical(k, v) == first.decisions[k]
+    assert not requeue(study, Record.of(study.get_trials()[1]), Status.ORPHANED,
+                       "worker died: again")
     last = study.get_trials()[1]
     assert last.state == TrialState.FAIL and last.user_attrs["status"] == Status.FAILED
     assert "not tried again" in last.user_attrs["reason"]

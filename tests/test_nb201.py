@@ -21,7 +21,7 @@ import searchspace
 from evaluators.data import DataError
 from evaluators.table import CSV_NAME, NB201Table
 from nas.study import Stop, run_worker
-from searchspace import nb201
+from searchspace import Limits, nb201
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = Path(os.environ.get("NAS_NB201", ROOT.parent / "shared" / "data" / "nb201"))
@@ -199,7 +199,7 @@ def _search(strategy: str, seed: int, ev: NB201Table, trials: int = 100,
             space: searchspace.SearchSpace | None = None) -> list[optuna.trial.FrozenTrial]:
     storage = optuna.storages.InMemoryStorage()
     run_worker(storage, "s", space or searchspace.load_space("nb201"), strategy, seed,
-               ev.evaluate, {}, Stop(trials=trials), log=lambda line: None)
+               ev.evaluate, Limits(), Stop(trials=trials), log=lambda line: None)
     return sorted(optuna.load_study(study_name="s", storage=storage).get_trials(),
                   key=lambda t: t.number)
 

@@ -142,7 +142,7 @@ def test_same_seed_same_nni_search() -> None:
     def search(seed: int) -> list[dict]:
         storage = optuna.storages.InMemoryStorage()
         run_worker(storage, "s", searchspace.load_space("nb201"), "nni:rl", seed, ev.evaluate,
-                   {}, Stop(trials=21), log=lambda line: None)
+                   Limits(), Stop(trials=21), log=lambda line: None)
         return [t.params for t in optuna.load_study(study_name="s", storage=storage)
                 .get_trials()]
     assert search(3) == search(3)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 import multiprocessing as mp
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -171,3 +174,94 @@ def test_bad_database_url_is_one_line() -> None:
 
     with pytest.raises(UserError, match="cannot open storage"):
         open_storage(f"postgresql://nobody@127.0.0.1:{_free_port()}/none")
+
+
+def test_a_trial_that_never_sent_a_heartbeat_is_stale_after_the_grace_period(postgres_url
+                                                                             ) -> None:
+    study = create_study(open_storage(postgres_url, heartbeat=(1, 1)), "silent", "evolution")
+    silent, live = study.ask(), study.ask()  # silent: its worker died before its first beat
+    with _Heartbeat(study, live._trial_id):
+        assert requeue_stale(study) == 0  # first seen silent now: not yet past the grace
+        time.sleep(1.5)
+        assert requeue_stale(study) == 1
+        trials = study.get_trials()
+        assert trials[silent.number].state == TrialState.FAIL
+        assert trials[silent.number].user_attrs["status"] == Status.ORPHANED
+        assert trials[live.number].state == TrialState.RUNNING
+
+
+NB201 = Path(os.environ.get("NAS_NB201", Path(__file__).resolve().parents[2] / "shared" / "data"
+                            / "nb201"))
+
+
+def test_the_starting_machine_writes_the_run_folder_after_other_machines_finish(
+        postgres_url, tmp_path) -> None:
+    """`nas search` on a database claims its total while another machine still trains a
+    trial: it waits for that trial, and trials.csv and the report include it."""
+    if not (NB201 / "nb201_cifar10_valid.csv").exists():
+        pytest.skip(f"NAS-Bench-201 table not found at {NB201}")
+    from evaluators.table import NB201Table
+    from nas.study import Stop, run_worker
+    from searchspace import load_space
+
+    table, release = NB201Table(NB201), threading.Event()
+
+    def slow(g, seed, assignment):  # another machine's long training
+        release.wait(120)
+        return table.evaluate(g, seed, assignment)
+
+    other = threading.Thread(target=run_worker, args=(
+        open_storage(postgres_url), "wait", load_space("nb201"), "random", 7, slow,
+        Limits(madds=300e6), Stop(trials=1)), kwargs={"log": lambda line: None})
+    other.start()
+    deadline = time.time() + 60
+    while not _running(postgres_url, "wait") and time.time() < deadline:
+        time.sleep(0.05)
+    assert _running(postgres_url, "wait")
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nas.cli", "search", "--budget", "300M-madds", "--space", "nb201",
+         "--evaluator", "nb201-table", "--data", str(NB201), "--trials", "3", "--strategy",
+         "random", "--storage", postgres_url, "--study", "wait", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            s = optuna.load_study(study_name="wait", storage=open_storage(postgres_url))
+            if Counter(t.user_attrs.get("status") for t in s.get_trials())["ok"] == 2:
+                break
+            time.sleep(0.2)
+        time.sleep(3)
+        assert proc.poll() is None  # it waits for the other machine's trial
+        release.set()
+        _, err = proc.communicate(timeout=120)
+    finally:
+        release.set()
+        if proc.poll() is None:
+            proc.kill()
+        other.join(60)
+    assert proc.returncode == 0, err
+    assert "waiting for 1 trial(s) running on other machines" in err
+    with open(out / "trials.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["status"] for r in rows] == ["ok", "ok", "ok"]
+    assert (out / "report.md").exists()
+
+
+def test_a_queued_trial_no_worker_here_can_take_ends_the_wait(postgres_url, monkeypatch,
+                                                              capsys) -> None:
+    """Workers that die at start-up (a refused connection, a broken GPU) do not make the
+    starting machine start them again for ever: the run folder is written."""
+    import nas.search as search
+
+    study = create_study(open_storage(postgres_url), "stuck", "evolution")
+    study.enqueue_trial({})  # another machine's trial, queued again after it died
+    rounds: list[int] = []
+    monkeypatch.setattr(search, "_search", lambda cfg, ev, storage: rounds.append(1))
+    cfg = search.SearchConfig(budget="300M", trials=5, storage=postgres_url, study="stuck")
+    done = threading.Thread(target=search._finish_shared, args=(cfg, None, None, study),
+                            daemon=True)
+    done.start()
+    done.join(30)
+    assert not done.is_alive() and rounds == [1]
+    assert "1 queued trial(s) were not taken" in capsys.readouterr().err

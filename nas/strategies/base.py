@@ -31,6 +31,7 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.trial import TAKEN, Record, Status, status_of
 from searchspace import Genotype, GenotypeError, SearchSpace
 
 __all__ = ["SpaceSampler", "Distinct", "Fits", "Screen", "distributions", "history",
@@ -39,7 +40,6 @@ __all__ = ["SpaceSampler", "Distinct", "Fits", "Screen", "distributions", "histo
 Fits = Callable[[Genotype], float]  # genotype -> budget use (max of cost / limit); <= 1 fits
 MAX_TRIES = 100  # redraws of a strategy's own proposal before a random new one
 MAX_RESAMPLES = 500  # random draws looking for a new network that fits
-TAKEN = ("training", "ok", "failed")  # statuses whose key is scored or being scored
 NOTHING_NEW = "nothing_new"  # trial system attribute: no new network fits the budget
 SPACE_ATTR = "nas:space"  # study system attribute: the space whose decisions it searches
 SCREENED = "nas:screened"  # trial system attribute: proposals the screen compared
@@ -66,7 +66,7 @@ def history(study: Study, space: SearchSpace) -> list[FrozenTrial]:
     (Real et al. age a population by completion, not by when a trial was asked)."""
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     ok = [t for t in trials if all(v <= 0 for v in t.constraints.values())
-          and t.user_attrs.get("status", "ok") == "ok"
+          and status_of(t, missing=Status.OK) == Status.OK
           and all(t.params.get(n, _MISSING) in c for n, c in space.decisions.items())]
     return sorted(ok, key=lambda t: (t.datetime_complete or t.datetime_start, t.number))
 
@@ -94,8 +94,8 @@ def searches(study: Study, space: SearchSpace, dists: dict[str, BaseDistribution
 
 def taken_keys(study: Study) -> set[str]:
     """Keys of the networks the study has scored or is scoring."""
-    return {t.user_attrs["key"] for t in study.get_trials(deepcopy=False)
-            if t.user_attrs.get("status") in TAKEN and "key" in t.user_attrs}
+    trials = map(Record.of, study.get_trials(deepcopy=False))
+    return {t.key for t in trials if t.status in TAKEN and t.key}
 
 
 class _Judge:
