@@ -46,6 +46,7 @@ from nas.trial import (
     Status,
     fields_of,
     records,
+    status_of,
     write,
     write_stored,
 )
@@ -79,7 +80,8 @@ class Stop:
     def reached(self, study: optuna.Study) -> bool:
         if self.deadline is not None and time.time() >= self.deadline:
             return True
-        return self.trials is not None and len(claimed(study)) >= self.trials
+        return self.trials is not None and sum(
+            status_of(t) in TAKEN for t in study.get_trials(deepcopy=False)) >= self.trials
 
 
 _DATABASES = ("postgresql://", "postgresql+", "mysql://", "mysql+", "sqlite://")

@@ -39,7 +39,7 @@ TAKEN = frozenset({Status.TRAINING, Status.OK, Status.FAILED})  # claim a place 
 TRAINED = frozenset({Status.OK, Status.FAILED})  # the candidate was trained and judged
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Record:
     """One trial: Optuna's part (number, state, values, decisions: what Optuna calls
     ``params``), then the search's (``params`` here is the network's parameter count)."""
@@ -72,14 +72,18 @@ class Record:
 
     @classmethod
     def of(cls, t: FrozenTrial) -> Record:
-        attrs = dict(t.user_attrs)
-        known = {k: attrs.pop(k) for k in list(attrs) if k in ATTRS}
-        status = _status(known.get("status"))
-        if status is None and "status" in known:  # a status of no version of ours: kept
-            attrs["status"] = known["status"]
-        known["status"] = status
-        return cls(t.number, t.state, tuple(t.values) if t.values else None, dict(t.params),
-                   t._trial_id, t.datetime_start, **known, extra=attrs)
+        # read for every trial several times a trial (the loop's checks, the samplers): kept
+        # to a few microseconds, the stored dicts shared rather than copied
+        attrs = t.user_attrs
+        known = {k: v for k, v in attrs.items() if k in ATTRS}
+        extra = {k: v for k, v in attrs.items() if k not in ATTRS} \
+            if len(known) < len(attrs) else {}
+        raw = known.get("status")
+        known["status"] = status = _STATUSES.get(raw) if isinstance(raw, str) else None
+        if status is None and raw is not None:  # a status of no version of ours: kept
+            extra = {**extra, "status": raw}
+        return cls(t.number, t.state, tuple(t.values) if t.values else None, t.params,
+                   t._trial_id, t.datetime_start, **known, extra=extra)
 
     @property
     def label(self) -> str:
@@ -97,11 +101,11 @@ ATTRS = frozenset(f.name for f in fields(Record)) - {
     "number", "state", "values", "decisions", "trial_id", "started", "extra"}
 
 
+_STATUSES = {s.value: s for s in Status}
+
+
 def _status(value: object) -> Status | None:
-    try:
-        return Status(value)
-    except ValueError:
-        return None
+    return _STATUSES.get(value) if isinstance(value, str) else None
 
 
 def status_of(t: FrozenTrial, missing: Status | None = None) -> Status | None:

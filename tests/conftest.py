@@ -20,6 +20,27 @@ def cifar_jpeg() -> Path:
     return path
 
 
+@pytest.fixture
+def refused(capsys):
+    """``refused(*argv)``: run ``nas argv`` in this process (the CLI's own entry point, a
+    subprocess's 3 s of imports saved) and return its stderr, asserting exit 2 and one line
+    without a traceback."""
+    from nas.cli import main
+
+    def run(*argv: str) -> str:
+        capsys.readouterr()
+        try:
+            code = main([str(a) for a in argv])
+        except SystemExit as exc:  # argparse's own refusals
+            code = exc.code
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+        return err
+
+    return run
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
     """Say, at the end of the run, when the NNI adapter's tests were skipped and why."""
     skipped = [r for r in terminalreporter.stats.get("skipped", [])

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 
 import optuna
 import pytest
@@ -78,8 +76,5 @@ def test_a_screen_trains_its_pick_of_new_proposals() -> None:
     (["--screen", "4", "--screen-by", "nope"], "--screen-by 'nope': expected one of"),
     (["--screen", "4", "--screen-by", "naswot+params"], "vote:A+B"),
 ])
-def test_search_screen_bad_input(args, needle, tmp_path) -> None:
-    r = subprocess.run([sys.executable, "-m", "nas.cli", "search", "--budget", "600M",
-                        "--out", str(tmp_path / "run"), *args], capture_output=True, text=True)
-    assert r.returncode == 2 and needle in r.stderr, r.stderr
-    assert "Traceback" not in r.stderr
+def test_search_screen_bad_input(args, needle, tmp_path, refused) -> None:
+    assert needle in refused("search", "--budget", "600M", "--out", tmp_path / "run", *args)
