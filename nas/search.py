@@ -335,9 +335,7 @@ def _await_others(study, stop: Stop, poll: float = 2.0, every: float = 300.0) ->
     said: tuple[int, ...] = ()
     last = 0.0
     while True:
-        n = requeue_stale(study)
-        if n:
-            _log(f"{n} trial(s) of workers that stopped sending heartbeats queued again")
+        requeue_stale(study, _log)
         if _waiting(study) and not stop.reached(study):
             return True
         running = records(study, (TrialState.RUNNING,))

@@ -237,12 +237,12 @@ def _heartbeat_interval(study: optuna.Study) -> int | None:
 _SILENT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def requeue_stale(study: optuna.Study) -> int:
+def requeue_stale(study: optuna.Study, log: Callable[[str], None] | None = None) -> int:
     """A database study's trials whose worker stopped sending heartbeats (died, on whatever
     machine): failed and queued again once. So is one that never sent a heartbeat (its worker
     died between asking for it and its first beat, or it ran under a version that sent none)
     once this process has seen it silent for the grace period. Live trials are left alone.
-    Returns how many were queued."""
+    Returns how many were queued, and says so to ``log``."""
     if not _heartbeat_interval(study):
         return 0
     storage = getattr(study._storage, "_backend", study._storage)  # under Optuna's cache
@@ -252,13 +252,14 @@ def requeue_stale(study: optuna.Study) -> int:
     for trial_id in set(seen) - silent:
         del seen[trial_id]
     now = time.monotonic()
-    for trial_id in silent:
-        if now - seen.setdefault(trial_id, now) > grace:
-            stale.add(trial_id)
+    never = {i for i in silent if now - seen.setdefault(i, now) > grace}
     n = 0
     for t in records(study, (TrialState.RUNNING,)):
-        if t.trial_id in stale:
-            n += requeue(study, t, Status.ORPHANED, "worker died: its heartbeats stopped")
+        if t.trial_id in stale | never:
+            n += requeue(study, t, Status.ORPHANED, "worker died: " + (
+                "its heartbeats stopped" if t.trial_id in stale else "it sent no heartbeat"))
+    if n and log is not None:
+        log(f"{n} trial(s) of workers that stopped sending heartbeats queued again")
     return n
 
 
@@ -369,9 +370,7 @@ def _loop(study: optuna.Study, space: searchspace.SearchSpace, strategy: str, se
     mark_study(study, space)
     w = _Worker(study, space, strategy, seed, evaluate, limits, stop, log, worker)
     while True:
-        n_stale = requeue_stale(study)  # before the stop test: a dead machine's claim is void
-        if n_stale:
-            log(f"{n_stale} trial(s) of workers that stopped sending heartbeats queued again")
+        requeue_stale(study, log)  # before the stop test: a dead machine's claim is void
         if stop.reached(study):
             break
         if w.idle >= MAX_IDLE:
