@@ -91,11 +91,12 @@ class ProxyEvaluator:
         self.split  # noqa: B018
 
     def trained_genotype(self, g: searchspace.Genotype) -> searchspace.Genotype:
-        """What the proxy actually trains: ``g`` at the recipe's width and resolution."""
-        if self.recipe.width_mult == 1.0 and not self.recipe.resolution:
+        """What the proxy actually trains: ``g`` at the recipe's depth, width and resolution."""
+        r = self.recipe
+        if r.width_mult == 1.0 and r.depth_mult == 1.0 and not r.resolution:
             return g
-        return searchspace.scale(g, width=self.recipe.width_mult,
-                                 resolution=self.recipe.resolution or None)
+        return searchspace.scale(g, depth=r.depth_mult, width=r.width_mult,
+                                 resolution=r.resolution or None)
 
     def evaluate(self, g: searchspace.Genotype, seed: int = 0,
                  assignment: Mapping[str, object] | None = None) -> Evaluation:

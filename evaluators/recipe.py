@@ -45,6 +45,7 @@ class Recipe:
     val_size: int = 5000  # validation images held out of the training images (search split)
     holdout: float = 0.4  # fraction of those kept from the search, for proxy-level reports
     width_mult: float = 1.0  # channels x this during the proxy (search profiles only)
+    depth_mult: float = 1.0  # cells per stage x this during the proxy (rounded up, at least 1)
     resolution: int = 0  # input side during the proxy; 0 = the genotype's own
     eval_batch_size: int = 1000
     time_limit: float = 0.0  # a search fails a candidate that would train longer; 0 = none
@@ -61,6 +62,15 @@ class Recipe:
     def replace(self, **changes: Any) -> Recipe:
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
+
+    def reduction(self) -> str:
+        """How the proxy shrinks what it trains, in words ("" when it trains networks as they
+        are): ``"cells per stage x0.2, 16x16 input"``."""
+        parts = [f"{what} x{m:g}" for what, m in (("cells per stage", self.depth_mult),
+                                                   ("channels", self.width_mult)) if m != 1.0]
+        if self.resolution:
+            parts.append(f"{self.resolution}x{self.resolution} input")
+        return ", ".join(parts)
 
 
 # Allowed values of each field beyond its type: (low, high, low included, high included) for
@@ -80,6 +90,7 @@ _RANGES: dict[str, tuple] = {
     "val_size": (1, 10**9, True, True),
     "holdout": (0, 1, True, False),  # a fraction of the validation images
     "width_mult": (0, 64, False, True),
+    "depth_mult": (0, 64, False, True),
     "resolution": (0, MAX_RESOLUTION, True, True),
     "eval_batch_size": (1, 1 << 16, True, True),
     "time_limit": (0, 10**9, True, True),  # seconds; 0 = none

@@ -11,7 +11,7 @@ import torch
 
 import searchspace
 from evaluators.proxy import ProxyEvaluator
-from evaluators.recipe import check_device, load_profile
+from evaluators.recipe import check_device, load_profile, profile_names
 from evaluators.train import EpochLog
 from nas import flags
 from nas.errors import UserError
@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("train", help="train a genotype by a profile and report its accuracy")
     s.add_argument("genotype", help="zoo name, YAML file or run folder")
     s.add_argument("--profile", default=None,
-                   help="proxy-cpu, proxy-gpu, full, final-cpu or a YAML path "
+                   help=f"{', '.join(profile_names())} or a YAML path "
                         "(default: proxy-gpu on a GPU, else proxy-cpu)")
     s.add_argument("--data", help="CIFAR-10: official archive or folder, or an image-folder "
                                   "tree or archive (default: $NAS_DATA, the cache, a download)")

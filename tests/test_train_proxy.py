@@ -13,9 +13,9 @@ import searchspace
 from evaluators import proxy as proxy_module
 from evaluators.augment import random_crop_flip
 from evaluators.proxy import ProxyEvaluator
-from evaluators.recipe import RecipeError, load_profile
+from evaluators.recipe import RecipeError, load_profile, profile_names
 from evaluators.train import WeightAverage
-from searchspace import Limits
+from searchspace import Limits, nb201
 
 TINY = dict(epochs=1, train_subset=1024, batch_size=64, lr=0.1, time_limit=0, device="cpu")
 
@@ -89,7 +89,9 @@ def test_cuda_graph_steps_give_the_numbers_of_eager_steps() -> None:
 
 
 def test_profiles_load_and_unknown_ones_fail() -> None:
-    for name in ("proxy-cpu", "proxy-gpu", "full", "final-cpu"):
+    assert set(profile_names()) >= {"proxy-cpu", "proxy-cpu-shallow", "proxy-gpu", "full",
+                                    "final-cpu"}
+    for name in profile_names():
         load_profile(name)
     with pytest.raises(RecipeError, match="unknown profile 'fast'"):
         load_profile("fast")
@@ -149,15 +151,24 @@ def test_a_too_slow_candidate_fails_early_with_its_throughput(cifar_jpeg) -> Non
     assert ev.train(_tiny_net(), recipe=recipe.replace(train_subset=256)).epochs == 1
 
 
-def test_reduced_width_and_resolution(cifar_jpeg) -> None:
+def test_reduced_depth_width_and_resolution(cifar_jpeg) -> None:
     recipe = load_profile("proxy-cpu").replace(**{**TINY, "width_mult": 0.5, "resolution": 24,
-                                                  "train_subset": 256})
+                                                  "depth_mult": 0.5, "train_subset": 256})
     ev = ProxyEvaluator(recipe, data=cifar_jpeg)
     g = searchspace.zoo.get("resnet20")
     trained = ev.trained_genotype(g)
     assert trained.resolution == 24 and trained.stages[2].width == 32
-    result = ev.evaluate(g)
+    assert [s.depth for s in g.stages] == [3] * 3
+    assert [s.depth for s in trained.stages] == [2] * 3  # ceil(1.5)
+    result = ev.evaluate(g)  # trains the reduced copy, reports the genotype's own cost
     assert result.status == "ok" and result.madds == searchspace.cost(g).madds
+    # NAS-Bench-201's five cells a stage become one in proxy-cpu-shallow
+    shallow = ProxyEvaluator(load_profile("proxy-cpu-shallow"))
+    cell = shallow.trained_genotype(nb201.genotype(dict.fromkeys(nb201.DECISIONS, "nor_conv_3x3")))
+    assert [s.depth for s in cell.stages] == [1, 2, 2] and cell.resolution == 16
+    assert shallow.recipe.reduction() == "cells per stage x0.2, 16x16 input"
+    assert recipe.reduction() == "cells per stage x0.5, channels x0.5, 24x24 input"
+    assert load_profile("proxy-cpu").reduction() == ""
 
 
 def test_nas_train_json_and_checkpoint(cifar_jpeg, tmp_path) -> None:
