@@ -1,12 +1,14 @@
 """Discovered versus hand-designed, trained the same way: table, Pareto plots, report.
 
 Every network is trained by one recipe on the same data, split and seeds. Each (genotype key,
-profile, seed, data) result is cached in the output folder, so a rerun retrains nothing and
-an interrupted comparison resumes where it stopped.
+recipe, seed, data) result is cached in the output folder, so a rerun retrains nothing and
+an interrupted comparison resumes where it stopped; a profile whose fields changed under the
+same name trains again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import statistics
 import sys
@@ -60,7 +62,10 @@ class Row:
 def _cache_path(folder: Path, g: searchspace.Genotype, ev: ProxyEvaluator, seed: int,
                 data_key: str) -> Path:
     part = ev.split.eval_name  # "holdout", "val" or "test": a score is of its images
-    return folder / "cache" / f"{g.key()}-{ev.recipe.name}-{part}-s{seed}-{data_key}.json"
+    recipe = hashlib.sha256(json.dumps(asdict(ev.recipe), sort_keys=True)
+                            .encode()).hexdigest()[:8]  # its fields, not only its name
+    return folder / "cache" / (f"{g.key()}-{ev.recipe.name}-{recipe}-{part}-s{seed}-"
+                               f"{data_key}.json")
 
 
 def reporting_evaluator(recipe: Recipe, data: Any, device: Any = None) -> ProxyEvaluator:
@@ -222,7 +227,9 @@ def write_report(rows: list[Row], recipe: Recipe, data: str | None, seeds: int,
         f"- command: `{command}`",
         f"- recipe: `{recipe.name}` ({kind}: {recipe.epochs:g} epoch(s)"
         + (f" over {recipe.train_subset:,} images" if recipe.train_subset else "")
-        + f", batch {recipe.batch_size}, lr {recipe.lr}); accuracy on the {metric} images"
+        + f", batch {recipe.batch_size}, lr {recipe.lr}"
+        + (f"; trained as a reduced copy: {recipe.reduction()}" if recipe.reduction() else "")
+        + f"); accuracy on the {metric} images"
         + ("" if recipe.split == "final" else
            f" (the {100 * recipe.holdout:.0f}% of the validation images no search chooses "
            "by) - a short proxy run, "

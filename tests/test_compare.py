@@ -9,6 +9,7 @@ import sys
 import pytest
 
 import searchspace
+from evaluators.recipe import load_profile
 from nas.compare import Row, pareto
 from searchspace import Limits
 
@@ -77,6 +78,16 @@ def test_compare_report_json_and_a_rerun_that_trains_nothing(cifar_jpeg, found, 
     missing.unlink()
     third = _nas(*args)
     assert third.returncode == 0 and third.stderr.count("(cached)") == 2
+
+
+def test_cache_is_keyed_by_the_recipe_fields_not_its_name(cifar_jpeg, tmp_path) -> None:
+    from nas.compare import _cache_path, reporting_evaluator
+
+    g = searchspace.zoo.get("resnet20")
+    recipe = load_profile("proxy-cpu")
+    paths = {_cache_path(tmp_path, g, reporting_evaluator(r, data=cifar_jpeg), 0, "d")
+             for r in (recipe, recipe, recipe.replace(train_subset=16000))}
+    assert len(paths) == 2 and all("proxy-cpu" in p.name for p in paths)
 
 
 def test_budget_adds_scaled_baselines() -> None:
