@@ -13,7 +13,7 @@ import json
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -62,10 +62,19 @@ class Row:
 def _cache_path(folder: Path, g: searchspace.Genotype, ev: ProxyEvaluator, seed: int,
                 data_key: str) -> Path:
     part = ev.split.eval_name  # "holdout", "val" or "test": a score is of its images
-    recipe = hashlib.sha256(json.dumps(asdict(ev.recipe), sort_keys=True)
-                            .encode()).hexdigest()[:8]  # its fields, not only its name
-    return folder / "cache" / (f"{g.key()}-{ev.recipe.name}-{recipe}-{part}-s{seed}-"
-                               f"{data_key}.json")
+    return folder / "cache" / (f"{g.key()}-{ev.recipe.name}-{recipe_key(ev.recipe)}-{part}-"
+                               f"s{seed}-{data_key}.json")
+
+
+def recipe_key(recipe: Recipe) -> str:
+    """A short hash of what in ``recipe`` changes a comparison's result: the fields away from
+    their defaults (a new field at its default keeps old keys), less the time guard, which a
+    comparison never applies."""
+    changed = {f.name: float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+               for f in fields(recipe)
+               if f.name not in ("name", "time_limit", "eval_batch_size", "device")
+               and (v := getattr(recipe, f.name)) != f.default}
+    return hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:8]
 
 
 def reporting_evaluator(recipe: Recipe, data: Any, device: Any = None) -> ProxyEvaluator:

@@ -92,6 +92,10 @@ def _grid(g: searchspace.Genotype, args: argparse.Namespace) -> tuple[float, flo
         raise UserError("--seeds must be at least 1")
     recipe = load_profile(args.profile or default_profile())
     check_device(recipe.device, recipe.name)
+    if recipe.depth_mult != 1.0 or recipe.resolution:
+        raise UserError(f"{recipe.name} trains every network at {recipe.reduction()}: the grid "
+                        "could not tell depth or resolution apart; use a profile that trains "
+                        "networks at their own depth and resolution (proxy-cpu, proxy-gpu)")
     ev = ProxyEvaluator(recipe, data=args.data)
     ev.load()
     points = grid_points(args.grid_step)

@@ -74,7 +74,9 @@ def _run(args: argparse.Namespace) -> None:
     c = searchspace.cost(g)
     _ = ev.split  # load (and cache) the data before timing, and fail before saying "training"
     print(f"training {g.name or 'genotype'} ({c.madds / 1e6:.1f}M multiply-adds, "
-          f"{c.params:,} parameters) by {recipe.name} on {ev.device}", file=sys.stderr)
+          f"{c.params:,} parameters) by {recipe.name} on {ev.device}"
+          + (f", as a reduced copy: {recipe.reduction()}" if recipe.reduction() else ""),
+          file=sys.stderr)
     result = ev.train(g, args.seed)
     key = "val_accuracy" if recipe.split == "search" else "test_accuracy"
     info = {key: result.accuracy, "madds": c.madds, "params": c.params,

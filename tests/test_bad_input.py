@@ -303,6 +303,8 @@ FLAGS = [
       for flag in ("--alpha", "--beta", "--gamma") for value in ("nan", "inf", "0.5", "1e300")],
     (["scale", "resnet20", "--budget", "100M", "--grid", "--grid-step", "0", *TINY],
      "argument --grid-step: must be from 0.01 to 1.0"),
+    (["scale", "resnet20", "--budget", "100M", "--grid", "--profile", "proxy-cpu-shallow",
+      "--data", "/nonexistent/data"], "the grid could not tell depth or resolution apart"),
     (["scale", "resnet20", "--budget", "9" * 400 + "T"], f"over the limit of {MAX_MADDS:.0e}"),
     (["scale", "resnet20", "--budget", f"{2 * MAX_PARAMS // 10**12}T-params"],
      f"over the limit of {MAX_PARAMS:.0e} params"),
@@ -499,7 +501,8 @@ def test_damaged_profiles_are_valid_or_refused(data) -> None:
     except RecipeError:
         return
     assert isinstance(recipe, Recipe)
-    for value in (recipe.epochs, recipe.lr, recipe.time_limit, recipe.width_mult):
+    for value in (recipe.epochs, recipe.lr, recipe.time_limit, recipe.width_mult,
+                  recipe.depth_mult):
         assert math.isfinite(value)
     assert recipe.batch_size >= 1 and recipe.eval_batch_size >= 1
 

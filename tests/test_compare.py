@@ -80,14 +80,18 @@ def test_compare_report_json_and_a_rerun_that_trains_nothing(cifar_jpeg, found, 
     assert third.returncode == 0 and third.stderr.count("(cached)") == 2
 
 
-def test_cache_is_keyed_by_the_recipe_fields_not_its_name(cifar_jpeg, tmp_path) -> None:
-    from nas.compare import _cache_path, reporting_evaluator
+def test_cache_is_keyed_by_what_changes_a_result() -> None:
+    from nas.compare import recipe_key
 
-    g = searchspace.zoo.get("resnet20")
     recipe = load_profile("proxy-cpu")
-    paths = {_cache_path(tmp_path, g, reporting_evaluator(r, data=cifar_jpeg), 0, "d")
-             for r in (recipe, recipe, recipe.replace(train_subset=16000))}
-    assert len(paths) == 2 and all("proxy-cpu" in p.name for p in paths)
+    key = recipe_key(recipe)
+    assert key == recipe_key(load_profile("proxy-cpu"))
+    assert key == recipe_key(recipe.replace(name="renamed", time_limit=5.0, epochs=1.0,
+                                            eval_batch_size=10, device=""))
+    # a changed profile under the same name trains again
+    assert len({key, recipe_key(recipe.replace(train_subset=16000)),
+                recipe_key(recipe.replace(depth_mult=0.5)), recipe_key(recipe.replace(lr=0.2))
+                }) == 4
 
 
 def test_budget_adds_scaled_baselines() -> None:
