@@ -210,7 +210,8 @@ def check(cfg: SearchConfig):
         raise UserError(f"unknown strategy {cfg.strategy!r} (known: {', '.join(NAMES)})")
     space = searchspace.load_space(cfg.space)
     ev = _evaluator(cfg)
-    depths = [d for d in space.decisions if d.endswith("_depth")]
+    depths = [d for d, choices in space.decisions.items()  # the cells template's depths
+              if d.endswith("_depth") and len(choices) > 1]
     if depths and getattr(getattr(ev, "recipe", None), "depth_mult", 1.0) != 1.0:
         print(f"warning: {ev.name} trains every candidate at {ev.recipe.reduction()}, so it "
               f"cannot tell this space's depths apart ({', '.join(depths)})", file=sys.stderr)

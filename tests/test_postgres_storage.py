@@ -45,6 +45,14 @@ def _tool(name: str) -> str | None:
     return None
 
 
+def _unavailable(why: str) -> None:
+    """Skip here; fail under CI, whose .ci/run installs PostgreSQL and has shared/ beside the
+    checkout, so these tests never skip there."""
+    if os.environ.get("CI"):
+        pytest.fail(why)
+    pytest.skip(why)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -55,10 +63,7 @@ def _free_port() -> int:
 def postgres_url():
     initdb, pg_ctl = _tool("initdb"), _tool("pg_ctl")
     if not (initdb and pg_ctl):
-        missing = "no PostgreSQL server installed (Debian package postgresql)"
-        if os.environ.get("CI"):  # .ci/run installs it: there these tests never skip
-            pytest.fail(missing)
-        pytest.skip(missing)
+        _unavailable("no PostgreSQL server installed (Debian package postgresql)")
     import psycopg  # noqa: F401 - in the test extra
     as_user: list[str] = []
     if os.geteuid() == 0:  # the server refuses to run as root
@@ -200,10 +205,7 @@ def test_the_starting_machine_writes_the_run_folder_after_other_machines_finish(
     """`nas search` on a database claims its total while another machine still trains a
     trial: it waits for that trial, and trials.csv and the report include it."""
     if not (NB201 / "nb201_cifar10_valid.csv").exists():
-        missing = f"NAS-Bench-201 table not found at {NB201}"
-        if os.environ.get("CI"):  # CI's checkout has shared/ beside it: never skipped there
-            pytest.fail(missing)
-        pytest.skip(missing)
+        _unavailable(f"NAS-Bench-201 table not found at {NB201}")
     from evaluators.table import NB201Table
     from nas.study import Stop, run_worker
     from searchspace import load_space

@@ -226,6 +226,19 @@ def test_search_bad_flags(args, needle, tmp_path, refused) -> None:
     assert not (tmp_path / "run").exists()  # a start that failed its checks leaves no folder
 
 
+@pytest.mark.parametrize("space,warned", [("cells", True), ("nb201", False)])
+def test_a_depth_changing_proxy_warns_where_the_space_searches_depth(space, warned, tmp_path,
+                                                                     capsys) -> None:
+    from nas.cli import main
+
+    code = main(["search", "--budget", "600M", "--space", space, "--evaluator",
+                 "proxy-cpu-shallow", "--trials", "0", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--trials must be at least 1" in err  # refused after the checks
+    assert ("cannot tell this space's depths apart (stage1_depth, stage2_depth, "
+            "stage3_depth)" in err) == warned, err
+
+
 @pytest.mark.parametrize("strategy", OURS)
 def test_a_budget_nothing_fits_stops_at_once(strategy) -> None:
     storage = optuna.storages.InMemoryStorage()
