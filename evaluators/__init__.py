@@ -2,6 +2,7 @@
 
     ev = evaluators.make("proxy-cpu", data="cifar10-jpeg.tar.gz", limits=Limits(madds=150e6))
     ev = evaluators.make("nb201-table", data="shared/data/nb201")
+    ev = evaluators.make("nbmacro-table", data="shared/data/nbmacro", limits=Limits(madds=50e6))
     ev.load(); ev.evaluate(genotype, seed, assignment)  # -> Evaluation
 """
 
@@ -11,12 +12,16 @@ from pathlib import Path
 
 from evaluators.proxy import Evaluation, ProxyEvaluator
 from evaluators.recipe import RecipeError, check_device, load_profile, profile_names
+from evaluators.nbmacro_table import NBMacroMean, NBMacroTable
 from evaluators.table import NB201Table
 from searchspace import Limits
 
-__all__ = ["make", "names", "Evaluation", "ProxyEvaluator", "NB201Table", "TABLES"]
+__all__ = ["make", "names", "Evaluation", "ProxyEvaluator", "NB201Table", "NBMacroTable",
+           "NBMacroMean", "TABLES"]
 
-TABLES = {"nb201-table": NB201Table}  # evaluators that look a score up instead of training
+# evaluators that look a score up instead of training
+TABLES = {"nb201-table": NB201Table, "nbmacro-table": NBMacroTable,
+          "nbmacro-table-mean": NBMacroMean}
 
 
 def names() -> list[str]:
@@ -25,7 +30,7 @@ def names() -> list[str]:
 
 
 def make(name: str | Path, data: str | Path | None = None,
-         limits: Limits | None = None) -> ProxyEvaluator | NB201Table:
+         limits: Limits | None = None) -> ProxyEvaluator | NB201Table | NBMacroTable:
     """The evaluator called ``name``: a table, or the proxy trained by that profile (a shipped
     name or a YAML path); RecipeError lists the known names when it is neither."""
     if str(name) in TABLES:

@@ -37,6 +37,9 @@ class Evaluation:
     epochs: float = 0.0
     device: str = ""
     reason: str = ""
+    # what the network is truly worth, where the evaluator knows it (a table's mean over its
+    # trainings, as a fraction); None for a real training, whose one score is all there is
+    worth: float | None = None
 
     def to_dict(self) -> dict:
         """Plain data (for JSON and trial attributes)."""

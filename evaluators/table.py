@@ -89,6 +89,7 @@ class NB201Table:
     """
 
     name = "nb201-table"
+    template = "nb201"  # the space whose networks the table holds
     scores_any_genotype = False  # only the benchmark's own networks are in the table
 
     def __init__(self, data: str | Path | None = None,
@@ -108,6 +109,20 @@ class NB201Table:
         assert self._table is not None
         return self._table.get(tuple(assignment.get(d) for d in nb201.DECISIONS))
 
+    def found(self, assignment: Mapping[str, Any], limits: searchspace.Limits) -> dict:
+        """What the run folder says of a found cell: its index, string and accuracies."""
+        row = self.row(assignment)
+        assert row is not None
+        return {"index": row.index, "arch": row.arch, "val": row.val, "test": row.test}
+
+    @staticmethod
+    def found_text(f: dict, budget: str) -> str:
+        """One paragraph of the report from ``found``'s dict."""
+        return (f"Found: NAS-Bench-201 cell {f['index']}, `{f['arch']}`: {f['val']:.2f}% "
+                f"validation, {f['test']:.2f}% test accuracy after the benchmark's 200 "
+                "epochs (the search saw only the validation figure). Zoo baselines are not "
+                "compared: the table has no entry for them.")
+
     def evaluate(self, g: searchspace.Genotype, seed: int = 0,
                  assignment: Mapping[str, Any] | None = None) -> Evaluation:
         """Look ``g`` up by its decisions; the seed is unused (the table is one number)."""
@@ -125,4 +140,4 @@ class NB201Table:
                               reason="not a cell of NAS-Bench-201 (the table scores only the "
                                      "nb201 space)")
         return Evaluation("ok", c.madds, c.params, row.val / 100, "val",
-                          time.perf_counter() - start, 0.0, 200.0, "table")
+                          time.perf_counter() - start, 0.0, 200.0, "table", worth=row.val / 100)

@@ -1,5 +1,5 @@
 """Resolve what the user names as GENOTYPE: a zoo name, a YAML file, a run folder, or a
-NAS-Bench-201 cell string (``|nor_conv_3x3~0|+|...|``)."""
+NAS-Bench-201 cell string (``|nor_conv_3x3~0|+|...|``) or a NAS-Bench-Macro string (``22212220``)."""
 
 from __future__ import annotations
 
@@ -34,8 +34,14 @@ def resolve_genotype(arg: str) -> searchspace.Genotype:
             return searchspace.nb201.genotype(searchspace.nb201.parse_arch(arg))
         except searchspace.GenotypeError as exc:
             raise UserError(str(exc)) from None
+    if len(arg) == len(searchspace.nbmacro.DECISIONS) and arg.isdigit():
+        try:
+            return searchspace.nbmacro.genotype(searchspace.nbmacro.parse_arch(arg))
+        except searchspace.GenotypeError as exc:
+            raise UserError(str(exc)) from None
     if arg.endswith((".yaml", ".yml")) or "/" in arg:
         raise UserError(f"{arg}: no such file")
     raise UserError(f"{arg!r} is neither a genotype file, a zoo network "
-                    f"(zoo: {', '.join(searchspace.zoo.names())}) nor a NAS-Bench-201 cell "
-                    "string (|op~0|+|op~0|op~1|+|op~0|op~1|op~2|)")
+                    f"(zoo: {', '.join(searchspace.zoo.names())}), a NAS-Bench-201 cell "
+                    "string (|op~0|+|op~0|op~1|+|op~0|op~1|op~2|) nor a NAS-Bench-Macro "
+                    "string (8 digits of 0, 1, 2)")

@@ -21,8 +21,8 @@ from nas.trial import Record, records
 __all__ = ["write_outputs", "write_trials_csv", "environment"]
 
 # trials.csv's columns: Record fields (status: Record.label), then the decisions
-_COLUMNS = ["number", "status", "accuracy", "madds", "params", "seconds", "images_per_s",
-            "key", "reused_from", "screened", "seed", "retry_of", "reason"]
+_COLUMNS = ["number", "status", "accuracy", "worth", "madds", "params", "seconds",
+            "images_per_s", "key", "reused_from", "screened", "seed", "retry_of", "reason"]
 _ROUNDED = {"seconds", "images_per_s"}
 
 
@@ -125,21 +125,20 @@ def write_outputs(cfg, study: optuna.Study, best: Record | None,
                        "base_genotype": str(out / "base.yaml"),
                        "base_madds": best.madds, "fill": ratio}
     table = ev is not None and not ev.scores_any_genotype
-    if table and hasattr(ev, "row"):
-        row = ev.row(best.decisions)
-        summary["best"]["table"] = {"index": row.index, "arch": row.arch, "val": row.val,
-                                    "test": row.test}
+    if table:
+        summary["best"]["table"] = ev.found(best.decisions, cfg.base_limits)
     summary["found_by"] = found_by
     summary["seconds"] = round(time.time() - cfg.started, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / "report.md").write_text(_report(cfg, best, base, final, ratio, c, plots, summary,
-                                           table))
+                                           ev if table else None))
     return summary
 
 
 def _report(cfg, best: Record, base: searchspace.Genotype, final: searchspace.Genotype,
             ratio: float | None, c: dict[str, int], plots: list[str], summary: dict,
-            table: bool) -> str:
+            ev: Any) -> str:
+    table = ev is not None
     bc, fc = searchspace.cost(base), searchspace.cost(final)
     mode = " (reduced CPU search)" if cfg.reduced_cpu else ""
     # a pipe inside a table cell must be escaped, even in code (NAS-Bench-201's strings)
@@ -151,11 +150,7 @@ def _report(cfg, best: Record, base: searchspace.Genotype, final: searchspace.Ge
         final_score = "the searched base itself (no budget to scale it to)"
     found = []
     if table and "table" in summary["best"]:
-        t = summary["best"]["table"]
-        found = [f"Found: NAS-Bench-201 cell {t['index']}, `{t['arch']}`: {t['val']:.2f}% "
-                 f"validation, {t['test']:.2f}% test accuracy after the benchmark's 200 "
-                 "epochs (the search saw only the validation figure). Zoo baselines are not "
-                 "compared: the table has no entry for them.", ""]
+        found = [ev.found_text(summary["best"]["table"], cfg.budget), ""]
     lines = [
         f"# Search report: {cfg.budget or 'no budget'}{mode}",
         "",

@@ -234,10 +234,10 @@ def check(cfg: SearchConfig):
         screen.pick.zc.load()  # its images, with a clear error if they are missing
     if cfg.storage:
         check_storage_url(cfg.storage)
-    if cfg.evaluator in evaluators.TABLES and (space.template != "nb201" or (
+    if cfg.evaluator in evaluators.TABLES and (space.template != ev.template or (
             space.resolution, space.num_classes) != (32, 10)):
-        raise UserError(f"{ev.name} scores only NAS-Bench-201's own cells (32x32, 10 "
-                        "classes): use --space nb201")
+        raise UserError(f"{ev.name} scores only the networks of its benchmark (32x32, 10 "
+                        f"classes): use --space {ev.template}")
     limits = cfg.base_limits
     if not limits:
         ev.load()

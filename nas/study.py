@@ -474,7 +474,8 @@ class _Worker:
 
 def _reuse(study: optuna.Study, trial: optuna.Trial, prior: Record) -> None:
     """Tell ``trial`` the stored result of the same network (never trained twice)."""
-    write(trial, **{name: getattr(prior, name) for name in ("accuracy", "reason", "split")
+    write(trial, **{name: getattr(prior, name) for name in ("accuracy", "reason", "split",
+                                                            "worth")
                     if getattr(prior, name) is not None})
     write(trial, reused_from=prior.number, status=Status.REUSED)
     if prior.state == TrialState.COMPLETE:
@@ -535,7 +536,8 @@ def _record(study: optuna.Study, trial: optuna.Trial, r: Evaluation, strategy: s
 
 def _tell(study: optuna.Study, trial: optuna.Trial, r: Evaluation, strategy: str) -> None:
     write(trial, **{key: getattr(r, key) for key in ("accuracy", "seconds", "images_per_s",
-                                                      "epochs", "device", "reason", "split")
+                                                      "epochs", "device", "reason", "split",
+                                                      "worth")
                     if getattr(r, key) not in (None, "")})
     write(trial, status=Status.OK if r.status == "ok" else Status.FAILED)
     if r.status != "ok":

@@ -58,6 +58,7 @@ class Record:
     params: int | None = None
     accuracy: float | None = None
     split: str | None = None  # the images the accuracy was measured on
+    worth: float | None = None  # what the network is truly worth, where a table knows it
     seconds: float | None = None
     images_per_s: float | None = None
     epochs: float | None = None

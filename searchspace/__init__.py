@@ -1,6 +1,6 @@
 """What can be built: genotypes, ops, the builder, the cost counter, search spaces, the zoo."""
 
-from searchspace import nb201, zoo
+from searchspace import nb201, nbmacro, zoo
 from searchspace.builder import build
 from searchspace.cost import Cost, Limits, cost
 from searchspace.genotype import Cell, Genotype, GenotypeError, Head, Node, Stage, Stem
@@ -9,6 +9,6 @@ from searchspace.transform import scale
 
 __all__ = [
     "Cell", "Cost", "Genotype", "GenotypeError", "Head", "Limits", "Node", "SearchSpace",
-    "SpaceError", "Stage", "Stem", "build", "cost", "load_space", "nb201", "scale", "space_names",
+    "SpaceError", "Stage", "Stem", "build", "cost", "load_space", "nb201", "nbmacro", "scale", "space_names",
     "zoo",
 ]

@@ -156,9 +156,10 @@ class Genotype:
         """Canonical hash of the architecture: equal nets, equal keys.
 
         The name is ignored, and so are nodes whose output reaches no cell output (see
-        ``pruned``): they are never built nor counted.
+        ``pruned``): they are never built nor counted. Inputs that are added (and outputs of
+        a cell that adds them) are taken in sorted order, since a sum has none.
         """
-        plain = self.pruned().to_dict()
+        plain = _unordered_sums(self.pruned()).to_dict()
         plain.pop("name", None)
         text = json.dumps(plain, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -178,6 +179,20 @@ class Genotype:
     def replace(self, **changes: Any) -> Genotype:
         """A copy with some top-level fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
+
+
+def _unordered_sums(g: Genotype) -> Genotype:
+    def cell(c: Cell | None) -> Cell | None:
+        if c is None:
+            return None
+        nodes = tuple(dataclasses.replace(n, inputs=tuple(sorted(n.inputs)))
+                      if n.combine == "add" else n for n in c.nodes)
+        outputs = tuple(sorted(c.outputs)) if c.combine == "add" else c.outputs
+        return dataclasses.replace(c, nodes=nodes, outputs=outputs)
+
+    return dataclasses.replace(g, stages=tuple(
+        dataclasses.replace(st, cell=cell(st.cell), reduce_cell=cell(st.reduce_cell))
+        for st in g.stages))
 
 
 def pruned_cell(cell: Cell) -> Cell:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from searchspace import nb201
+from searchspace import nb201, nbmacro
 from searchspace.cost import cost
 from searchspace.files import load_named_yaml, names_in
 from searchspace.genotype import Cell, Genotype, GenotypeError, Head, Node, Stage, Stem
@@ -268,9 +268,11 @@ def _branch(nodes: list[Node], kind: str, width: float, strided: bool) -> int:
 TEMPLATES: dict[str, Callable[[dict[str, Any], int, int], Genotype]] = {
     "cells": _cells,
     "nb201": nb201.genotype,
+    "nbmacro": nbmacro.genotype,
 }
 TEMPLATE_DECISIONS: dict[str, set[str]] = {
     "nb201": set(nb201.DECISIONS),
+    "nbmacro": set(nbmacro.DECISIONS),
     "cells": {"stage1_width", "stage2_mult", "stage3_mult", "stage1_depth", "stage2_depth",
               "stage3_depth", "expand", "op", "kernel", "repeat", "branch", "se", "residual",
               "dense", "act"},
