@@ -1,13 +1,16 @@
-"""How well a proxy ranks networks: NAS-Bench-201 cells scored by it, against the table.
+"""How well a proxy ranks networks: a published table's networks scored by it, against the table.
 
     python benchmarks/fidelity.py --space nb201 --profile proxy-cpu --cells 30
+    python benchmarks/fidelity.py --space nbmacro --profile proxy-cpu --cells 30
+    python benchmarks/fidelity.py --space nbmacro --zero-cost --cells 300
     python benchmarks/fidelity.py --space nb201 --profile proxy-cpu --set resolution=16 --cells 30
     python benchmarks/fidelity.py --space nb201 --zero-cost --cells 200
       [--data ../shared/data/cifar10-jpeg.tar.gz] [--table ../shared/data/nb201]
       [--seed 0] [--out results/nb201]
 
-The sample: the 15,625 cells sorted by the table's ``valid_acc_200ep``, cut into ``--cells``
-bins of equal count, one cell drawn at random from each (seeded): a random sample that keeps
+The sample: the table's networks (NAS-Bench-201's 15,625 cells by ``valid_acc_200ep``; or
+NAS-Bench-Macro's 3,969 networks by their mean accuracy) sorted, cut into ``--cells`` bins of
+equal count, one cell drawn at random from each (seeded): a random sample that keeps
 the population's spread of accuracies (its ~2% of disconnected cells included) with less
 luck in it than a plain draw. ``--profile`` trains each cell by that recipe (``--set
 key=value`` changes a field) and scores it on our validation images; ``--zero-cost`` scores
@@ -32,10 +35,9 @@ import torch
 
 import evaluators
 from evaluators.recipe import apply_sets as _apply_sets
-from evaluators.table import load_nb201
 from evaluators.zero_cost import PROXIES, TRIVIAL, ZeroCost, kendall_tau, spearman_rho, vote
 from nas.report_table import table
-from searchspace import nb201
+from bench_tables import TABLE_DIRS, population, sample
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -44,12 +46,9 @@ PUBLISHED = [("reduced training (EcoNAS-style)", "", "~0.6"), ("synflow", "", "0
              ("NASWOT", "0.57", ""), ("AZ-NAS", "0.74", "0.91")]
 
 
-def sample_cells(n: int, seed: int, table_path: str | Path) -> list:
-    """``n`` table rows, one drawn from each of ``n`` equal-count bins of accuracy."""
-    rows = sorted(load_nb201(table_path).items(), key=lambda kv: (kv[1].val, kv[1].index))
-    rng = random.Random(seed)
-    edges = [round(i * len(rows) / n) for i in range(n + 1)]
-    return [rows[rng.randrange(edges[i], edges[i + 1])] for i in range(n)]
+def sample_cells(n: int, seed: int, table_path: str | Path, space: str = "nb201") -> list:
+    """``n`` networks (name, genotype, truth), one from each of ``n`` equal-count bins."""
+    return sample(space, n, seed, table_path)
 
 
 def _environment() -> str:
@@ -79,19 +78,18 @@ def trained(cells: list, args: argparse.Namespace) -> dict:
     ev.recipe = apply_sets(ev.recipe, args.set)
     ev.load()
     truth, scores, seconds, params, failed = [], [], [], [], []
-    for k, (ops, row) in enumerate(cells, 1):
-        g = nb201.genotype(dict(zip(nb201.DECISIONS, ops)))
+    for k, (arch, g, val) in enumerate(cells, 1):
         start = time.perf_counter()
         r = ev.evaluate(g, seed=args.seed)
         wall = time.perf_counter() - start
         if r.status != "ok":
-            failed.append({"arch": row.arch, "reason": r.reason})
+            failed.append({"arch": arch, "reason": r.reason})
         else:
-            truth.append(row.val)
+            truth.append(val)
             scores.append(r.accuracy)
             seconds.append(wall)
             params.append(r.params)
-        print(f"[{k}/{len(cells)}] table {row.val:.2f}  proxy "
+        print(f"[{k}/{len(cells)}] table {val:.2f}  proxy "
               f"{'-' if r.accuracy is None else f'{100 * r.accuracy:.2f}'}  {wall:.1f}s  "
               f"{r.images_per_s:,.0f} img/s {r.reason}", file=sys.stderr, flush=True)
         if args.out:  # what a run cut short leaves: the cells scored so far
@@ -99,10 +97,10 @@ def trained(cells: list, args: argparse.Namespace) -> dict:
             (args.out / f"partial-{_tag(args)}.json").write_text(json.dumps(
                 {"truth": truth, "score": scores, "seconds": seconds, "params": params,
                  "failed": failed, "recipe": vars(ev.recipe), "environment": _environment(),
-                 "cells": [c[1].arch for c in cells[:k]]}))
+                 "cells": [c[0] for c in cells[:k]]}))
     name = _recipe_name(args.profile, args.set)
     per_cell = {"truth": truth, "score": scores, "seconds": seconds, "params": params}
-    return {"kind": "trained", "recipe": vars(ev.recipe), "cells": [c[1].arch for c in cells],
+    return {"kind": "trained", "recipe": vars(ev.recipe), "cells": [c[0] for c in cells],
             "results": trained_rows(name, per_cell, failed), "per_cell": per_cell}
 
 
@@ -138,13 +136,12 @@ def zero_cost(cells: list, args: argparse.Namespace) -> dict:
     zc = ZeroCost(args.data, seed=args.seed)
     names = [*PROXIES, *TRIVIAL]
     per_cell = []
-    for k, (ops, row) in enumerate(cells, 1):
-        g = nb201.genotype(dict(zip(nb201.DECISIONS, ops)))
+    for k, (_, g, val) in enumerate(cells, 1):
         s: dict[str, float] = {}
         for name in names:  # each timed alone
             one = zc.score(g, [name])
             s[name], s[f"{name}_s"] = one[name], one["seconds"]
-        s["truth"] = row.val
+        s["truth"] = val
         per_cell.append(s)
         if k % 10 == 0 or k == len(cells):
             print(f"[{k}/{len(cells)}] " + "  ".join(f"{n} {s[n]:.3g}" for n in names),
@@ -160,7 +157,7 @@ def zero_cost(cells: list, args: argparse.Namespace) -> dict:
     best_votes = sorted((r for r in results if r["score"].startswith("vote(")),
                         key=lambda r: -r["tau"])[:5]
     results = [r for r in results if not r["score"].startswith("vote(")] + best_votes
-    return {"kind": "zero-cost", "results": results, "cells": [c[1].arch for c in cells],
+    return {"kind": "zero-cost", "results": results, "cells": [c[0] for c in cells],
             "per_cell": per_cell}
 
 
@@ -178,15 +175,37 @@ def _print(results: list[dict]) -> None:
                 right={1, 2, 3, 4, 5}))
 
 
+_INTRO = {
+    "nb201": ("NAS-Bench-201",
+              "Each proxy scores a sample of NAS-Bench-201 cells; the figures are its rank "
+              "correlation with the table's 200-epoch validation accuracy (`valid_acc_200ep`). "
+              "Sample: the 15,625 cells sorted by that accuracy, cut into as many equal-count "
+              "bins as cells, one drawn at random from each (seeded). Written by "
+              "`benchmarks/fidelity.py`; each section gives its command."),
+    "nbmacro": ("NAS-Bench-Macro",
+                "Each proxy scores a sample of NAS-Bench-Macro's 3,969 networks (MobileNetV2 "
+                "blocks of varying depth, 7.7M to 105.7M multiply-adds); the figures are its "
+                "rank correlation with the mean test accuracy of the benchmark's three "
+                "50-epoch trainings. Sample: the networks sorted by that mean, cut into as "
+                "many equal-count bins as networks, one drawn at random from each (seeded). "
+                "Written by `benchmarks/fidelity.py --space nbmacro`; each section gives its "
+                "command."),
+}
+
+
+def costs_on_all(space: str, table: str) -> list[dict]:
+    """The parameter and multiply-add counts' rank correlations over every network."""
+    rows = population(space, table)
+    truth = [r[2] for r in rows]
+    return [_row(f"{name} (all {len(rows):,} networks)", truth, [r[i] for r in rows], [0.0])
+            for name, i in (("params", 3), ("madds", 4))]
+
+
 def write_markdown(folder: Path) -> Path:
     """fidelity.md from every fidelity-*.json in ``folder``."""
     runs = [json.loads(p.read_text()) for p in sorted(folder.glob("fidelity-*.json"))]
-    lines = ["# Proxy fidelity on NAS-Bench-201 (CIFAR-10)", "",
-             "Each proxy scores a sample of NAS-Bench-201 cells; the figures are its rank "
-             "correlation with the table's 200-epoch validation accuracy (`valid_acc_200ep`). "
-             "Sample: the 15,625 cells sorted by that accuracy, cut into as many equal-count "
-             "bins as cells, one drawn at random from each (seeded). Written by "
-             "`benchmarks/fidelity.py`; each section gives its command.", ""]
+    space = runs[0].get("space", "nb201") if runs else "nb201"
+    lines = [f"# Proxy fidelity on {_INTRO[space][0]} (CIFAR-10)", "", _INTRO[space][1], ""]
     for run in runs:
         lines += [f"## {run['title']}", "", f"`{run['command']}`", "",
                   f"{run['cells_n']} cells, seed {run['seed']}; {run['environment']}; "
@@ -208,7 +227,7 @@ def write_markdown(folder: Path) -> Path:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--space", default="nb201", choices=["nb201"])
+    p.add_argument("--space", default="nb201", choices=sorted(TABLE_DIRS))
     p.add_argument("--profile", help="train each cell by this profile (name or YAML path)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="change a field of the profile (repeatable)")
@@ -216,7 +235,7 @@ def main() -> None:
     p.add_argument("--cells", type=int, default=30)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data", default=str(SHARED / "cifar10-jpeg.tar.gz"))
-    p.add_argument("--table", default=str(SHARED / "nb201"))
+    p.add_argument("--table", help="the table's file or folder (default: shared/data/SPACE)")
     p.add_argument("--out", type=Path, help="folder for the JSON and fidelity.md")
     p.add_argument("--name", help="the file name's tag under --out (default from the options)")
     p.add_argument("--shard", default="0/1", metavar="I/N",
@@ -227,7 +246,8 @@ def main() -> None:
     args = p.parse_args()
     if not args.merge and bool(args.profile) == args.zero_cost:
         p.error("give --profile P, --zero-cost or --merge")
-    cells = sample_cells(args.cells, args.seed, args.table)
+    args.table = args.table or str(TABLE_DIRS[args.space])
+    cells = sample_cells(args.cells, args.seed, args.table, args.space)
     i, n = (int(v) for v in args.shard.split("/"))
     cells = cells[i::n]
     start = time.perf_counter()
@@ -245,6 +265,9 @@ def main() -> None:
                minutes=(time.perf_counter() - start) / 60,
                environment=run.get("environment") or _environment(),
                date=time.strftime("%Y-%m-%d"), notes=args.note)
+    if not args.merge:
+        run["results"] += costs_on_all(args.space, args.table)
+    run["space"] = args.space
     _print(run["results"])
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)

@@ -243,7 +243,7 @@ def run_synthetic(args: argparse.Namespace) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--space", default="cells", choices=("cells", "nb201"))
+    p.add_argument("--space", default="cells", choices=("cells", "nb201", "nbmacro"))
     p.add_argument("--seeds", type=int)
     p.add_argument("--trials", type=int)
     p.add_argument("--budget", default="600M-madds", help="cells only")
@@ -252,7 +252,22 @@ def main() -> None:
     p.add_argument("--strategies", default=",".join(OURS))
     p.add_argument("--jobs", type=int, default=1, help="nb201: searches run in parallel "
                                                       "processes (each search stays serial)")
+    p.add_argument("--budgets", default="40M,50M,60M,none", help="nbmacro: multiply-adds")
+    p.add_argument("--first-seed", type=int, default=0, help="nbmacro")
+    p.add_argument("--screen", type=int, default=1, help="nbmacro: also each strategy "
+                                                         "screened by --by among K proposals")
+    p.add_argument("--by", default="params", help="nbmacro: the screen's zero-cost score")
+    p.add_argument("--rescore", type=int, default=5, help="nbmacro: the final choice's "
+                                                          "networks trained again")
     args = p.parse_args()
+    if args.space == "nbmacro":
+        import nbmacro_strategies
+
+        args.seeds, args.trials = args.seeds or 100, args.trials or 100
+        args.strategies = args.strategies if args.strategies != ",".join(OURS) else \
+            "random,evolution,rl,tpe"
+        nbmacro_strategies.main(args)
+        return
     nb = args.space == "nb201"
     args.seeds = args.seeds or (20 if nb else 5)
     args.trials = args.trials or (100 if nb else 200)

@@ -14,6 +14,7 @@ import torch
 
 import searchspace
 from nas.export import write_export
+from nas.rescore import choose
 from nas.report_table import human, plain_log_axis
 from nas.study import counts, failures
 from nas.trial import Record, records
@@ -22,7 +23,8 @@ __all__ = ["write_outputs", "write_trials_csv", "environment"]
 
 # trials.csv's columns: Record fields (status: Record.label), then the decisions
 _COLUMNS = ["number", "status", "accuracy", "worth", "madds", "params", "seconds",
-            "images_per_s", "key", "reused_from", "screened", "seed", "retry_of", "reason"]
+            "images_per_s", "key", "reused_from", "rescore_of", "screened", "seed", "retry_of",
+            "reason"]
 _ROUNDED = {"seconds", "images_per_s"}
 
 
@@ -105,23 +107,27 @@ def write_outputs(cfg, study: optuna.Study, best: Record | None,
     trials = write_trials_csv(study, out / "trials.csv")
     c = counts(study)
     summary: dict[str, Any] = {"trials": {k: c[k] for k in ("complete", "rejected", "reused",
-                                                             "failed", "retried")},
+                                                             "failed", "retried", "rescored")},
                                "failures": failures(study), "out": str(out)}
     if best is None:
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
     base, final, ratio = scaled
+    choice = choose([t for t in trials if t.state.name == "COMPLETE"])
     base.to_yaml(out / "base.yaml")
     final.to_yaml(out / "best.yaml")
     fc = searchspace.cost(final)
     found_by = (f"{cfg.strategy} search over the {cfg.space} space, {c['complete']} scored "
-                f"trials by {cfg.evaluator} (best {100 * best.values[0]:.2f}% validation "
-                f"accuracy at {best.madds / 1e6:.1f}M), "
+                f"trials by {cfg.evaluator} (best {100 * choice.mean:.2f}% validation "
+                f"accuracy at {best.madds / 1e6:.1f}M"
+                + (f", the mean of {len(choice.scores)} trainings" if len(choice.scores) > 1
+                   else "") + "), "
                 + (f"compound-scaled to {cfg.budget}" if cfg.scale else "not scaled"))
     write_export(final, out / "model.py", "py", None, found_by)
     plots = _plots(trials, best, out)
     summary["best"] = {"genotype": str(out / "best.yaml"), "madds": fc.madds,
-                       "params": fc.params, "val_accuracy": best.values[0],
+                       "params": fc.params, "val_accuracy": choice.mean,
+                       "trainings": list(choice.scores), "confidence": choice.confidence,
                        "base_genotype": str(out / "base.yaml"),
                        "base_madds": best.madds, "fill": ratio}
     table = ev is not None and not ev.scores_any_genotype
@@ -130,15 +136,16 @@ def write_outputs(cfg, study: optuna.Study, best: Record | None,
     summary["found_by"] = found_by
     summary["seconds"] = round(time.time() - cfg.started, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    (out / "report.md").write_text(_report(cfg, best, base, final, ratio, c, plots, summary,
-                                           ev if table else None))
+    (out / "report.md").write_text(_report(cfg, choice, base, final, ratio, c, plots,
+                                           summary, ev if table else None))
     return summary
 
 
-def _report(cfg, best: Record, base: searchspace.Genotype, final: searchspace.Genotype,
+def _report(cfg, choice, base: searchspace.Genotype, final: searchspace.Genotype,
             ratio: float | None, c: dict[str, int], plots: list[str], summary: dict,
             ev: Any) -> str:
     table = ev is not None
+    best = choice.record
     bc, fc = searchspace.cost(base), searchspace.cost(final)
     mode = " (reduced CPU search)" if cfg.reduced_cpu else ""
     # a pipe inside a table cell must be escaped, even in code (NAS-Bench-201's strings)
@@ -160,7 +167,8 @@ def _report(cfg, best: Record, base: searchspace.Genotype, final: searchspace.Ge
         f"- trials: {c['complete']} scored, {c['rejected']} rejected over budget (never "
         f"trained), {c['reused']} proposals of networks scored already (their result reused, "
         f"never trained twice), {c['failed']} failed, {c['retried']} queued again (worker "
-        f"died or stopped); {cfg.workers} worker(s)",
+        f"died or stopped), {c['rescored']} trainings of the best again for the final choice; "
+        f"{cfg.workers} worker(s)",
         *(["- failures by reason: " + ", ".join(f"{k} {v}" for k, v in
                                                   summary["failures"].items())]
           if summary["failures"] else []),
@@ -175,9 +183,12 @@ def _report(cfg, best: Record, base: searchspace.Genotype, final: searchspace.Ge
         "| network | resolution | multiply-adds | parameters | validation accuracy |",
         "|---|---:|---:|---:|---:|",
         f"| searched base{cell} (trial {best.number}) | {base.resolution} | "
-        f"{human(bc.madds)} | {bc.params:,} | {100 * best.values[0]:.2f}% ({cfg.evaluator}) |",
+        f"{human(bc.madds)} | {bc.params:,} | {100 * choice.mean:.2f}% ({cfg.evaluator}"
+        + (f", mean of {len(choice.scores)}" if len(choice.scores) > 1 else "") + ") |",
         f"| final: `best.yaml`, `model.py` | {final.resolution} | {human(fc.madds)} | "
         f"{fc.params:,} | {final_score} |",
+        "",
+        choice.describe(cfg.evaluator),
         "",
         *found,
         (f"The base was searched under {100 * cfg.base_fraction:.1f}% of the budget and "

@@ -29,6 +29,7 @@ import evaluators
 import searchspace
 from nas.budget import parse_budget
 from nas.errors import Interrupted, UserError
+from nas.rescore import Rescore, rescore
 from nas.screen import DEFAULT_BY, parse_by, zero_cost_screen
 from nas.strategies import NAMES, NNI_NAMES, require_nni
 from nas.study import (
@@ -79,6 +80,8 @@ class SearchConfig:
     baselines: list[str] | None = None  # compared with the winner at the proxy level
     screen: int = 1  # proposals per trial, the one trained picked by a zero-cost score
     screen_by: str = DEFAULT_BY  # that score: a proxy, or vote:A+B of several
+    rescore: int = 0  # the final choice: this many best networks trained again (nas.rescore)
+    rescore_seeds: int = 2  # more trainings of each, counted in --trials
     started: float = field(default_factory=time.time)
 
     def storage_url(self) -> str:
@@ -119,7 +122,16 @@ def max_workers() -> int:
 def defaults(cfg: SearchConfig, trials_given: bool, time_given: bool, evaluator_given: bool
              ) -> SearchConfig:
     """Sensible defaults: a full proxy search on a GPU, a reduced one (<= 20 min) on a CPU;
-    a table's benchmark cells are searched as they are, at the full budget."""
+    a table's benchmark cells are searched as they are, at the full budget; the final
+    choice trains the best networks again when the trials allow it."""
+    cfg = _defaults(cfg, trials_given, time_given, evaluator_given)
+    if cfg.rescore == -1:  # not given: 10% of a search of 100 trials or more
+        cfg.rescore = 5 if (cfg.trials or 0) >= 100 else 0
+    return cfg
+
+
+def _defaults(cfg: SearchConfig, trials_given: bool, time_given: bool, evaluator_given: bool
+              ) -> SearchConfig:
     if cfg.evaluator in evaluators.TABLES:
         cfg.base_fraction = 1.0  # the table knows the benchmark's networks at their own size
         if not trials_given and not time_given:
@@ -217,6 +229,13 @@ def check(cfg: SearchConfig):
               f"cannot tell this space's depths apart ({', '.join(depths)})", file=sys.stderr)
     if cfg.trials is not None and cfg.trials < 1:
         raise UserError("--trials must be at least 1")
+    if cfg.rescore < 0 or cfg.rescore == 1 or cfg.rescore_seeds < 1:
+        raise UserError("--rescore K trains the K best networks again: K is 0 (off) or at "
+                        "least 2")
+    if cfg.trials is not None and cfg.trials - _plan(cfg).trainings < cfg.rescore:
+        raise UserError(f"--rescore {cfg.rescore} takes {_plan(cfg).trainings} of the "
+                        f"{cfg.trials} trials, leaving too few to search: give more --trials "
+                        "or a smaller --rescore")
     if cfg.workers < 1:
         raise UserError("--workers must be at least 1")
     if cfg.workers > max_workers():
@@ -297,6 +316,8 @@ def run_search(cfg: SearchConfig, resume: bool = False, progress: bool = True) -
         _search(cfg, ev, storage)
         if is_database(cfg.storage_url()):
             _finish_shared(cfg, ev, storage, study)
+        rescore(study, searchspace.load_space(cfg.space), ev.evaluate, _plan(cfg),
+                cfg.strategy, _log)
     except KeyboardInterrupt as exc:
         _ignore_signals()  # the clean stop below must not be cut short by a second one
         stopped = exc if isinstance(exc, Interrupted) else Interrupted()
@@ -355,8 +376,14 @@ def _await_others(study, stop: Stop, poll: float = 2.0, every: float = 300.0) ->
         time.sleep(poll)
 
 
+def _plan(cfg: SearchConfig) -> Rescore:
+    return Rescore(cfg.rescore, cfg.rescore_seeds)
+
+
 def _stop(cfg: SearchConfig) -> Stop:
-    return Stop(cfg.trials, cfg.started + cfg.time_s if cfg.time_s else None)
+    """The search's own stop: --trials less the trainings of the final choice."""
+    trials = None if cfg.trials is None else cfg.trials - _plan(cfg).trainings
+    return Stop(trials, cfg.started + cfg.time_s if cfg.time_s else None)
 
 
 def _ignore_signals() -> None:
@@ -604,7 +631,7 @@ class _Monitor:
         if self.cfg.time_s:
             left = max(0, self.cfg.started + self.cfg.time_s - time.time())
             post["left"] = f"{left / 60:.0f}m"
-        done = c["complete"] + c["failed"]
+        done = c["complete"] + c["failed"] + c["rescored"]
         if self._bar is None:  # not a terminal: one plain line whenever something changes
             line = (f"trial {done}/{self.cfg.trials or '-'}  " +
                     "  ".join(f"{k} {v}" for k, v in post.items() if k not in ("now", "left")))

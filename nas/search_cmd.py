@@ -58,6 +58,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--screen-by", default=DEFAULT_BY, metavar="SCORE",
                    help=f"the zero-cost score: {', '.join([*PROXIES, *TRIVIAL])}, or "
                         f"vote:A+B[+...] (their summed ranks) (default: {DEFAULT_BY})")
+    s.add_argument("--rescore", type=int, metavar="K",
+                   help="the final choice: the K networks of best single scores trained twice "
+                        "more (other seeds), the winner named by its mean; the trainings "
+                        "count in --trials (default: 5 with 100 trials or more, else 0)")
     s.add_argument("--resume", metavar="DIR", help="continue the run in DIR to its total; "
                    f"{', '.join(RESUMABLE)} may be given again, other flags are the run's own")
     s.add_argument("--json", action="store_true", help="print one final JSON line")
@@ -101,7 +105,8 @@ def _check_types(cfg: SearchConfig) -> None:
               "data": (str, type(None)), "storage": (str, type(None)), "study": str,
               "workers": int, "seed": int, "scale": bool, "base_fraction": (int, float),
               "reduced_cpu": bool, "baselines": (list, type(None)), "screen": int,
-              "screen_by": str, "started": (int, float)}
+              "screen_by": str, "started": (int, float), "rescore": int,
+              "rescore_seeds": int}
     for name, kinds in expect.items():
         value = getattr(cfg, name)
         if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in
@@ -126,7 +131,8 @@ def _config(args: argparse.Namespace) -> tuple[SearchConfig, bool]:
                        scale=not args.no_scale,
                        baselines=_baselines(args.baselines),
                        screen=1 if args.screen is None else args.screen,
-                       screen_by=args.screen_by)
+                       screen_by=args.screen_by,
+                       rescore=-1 if args.rescore is None else args.rescore)
     return defaults(cfg, args.trials is not None, args.time is not None,
                     args.evaluator is not None), False
 

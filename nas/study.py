@@ -37,6 +37,7 @@ import searchspace
 from evaluators.proxy import Evaluation
 from nas.errors import UserError
 from nas.journal import SafeJournalBackend, repair
+from nas.rescore import choose
 from nas.strategies import MULTI_OBJECTIVE, make
 from nas.strategies.base import NOTHING_NEW, SCREENED, Screen, mark_study
 from nas.trial import (
@@ -150,13 +151,16 @@ def evaluated(study: optuna.Study) -> list[Record]:
 
 
 _COUNTED = {Status.OK: "complete", Status.REJECTED: "rejected", Status.FAILED: "failed",
-            Status.REUSED: "reused", Status.ORPHANED: "retried", Status.INTERRUPTED: "retried"}
+            Status.REUSED: "reused", Status.ORPHANED: "retried", Status.INTERRUPTED: "retried",
+            Status.RESCORED: "rescored"}
 
 
 def counts(study: optuna.Study) -> dict[str, int]:
     """How many trials are complete, rejected, reused, failed, retried (queued again after
-    their worker died or a signal stopped them) and running."""
-    out = {"complete": 0, "rejected": 0, "reused": 0, "failed": 0, "retried": 0, "running": 0}
+    their worker died or a signal stopped them), rescored (trained again for the final
+    choice) and running."""
+    out = {"complete": 0, "rejected": 0, "reused": 0, "failed": 0, "retried": 0,
+           "rescored": 0, "running": 0}
     for t in records(study):
         key = _COUNTED.get(t.status)
         if key:
@@ -167,11 +171,11 @@ def counts(study: optuna.Study) -> dict[str, int]:
 
 
 def best_trial(study: optuna.Study) -> Record | None:
-    """The scored trial with the highest validation accuracy (ties: fewer multiply-adds)."""
-    done = [t for t in records(study, (TrialState.COMPLETE,)) if t.scored]
-    if not done:
-        return None
-    return max(done, key=lambda t: (t.values[0], -(t.madds or 0)))
+    """The first trial of the winning network: the highest validation accuracy (ties: fewer
+    multiply-adds), or, where the best were trained again, the highest mean of them
+    (``nas.rescore.choose``)."""
+    choice = choose(records(study, (TrialState.COMPLETE,)))
+    return None if choice is None else choice.record
 
 
 _TOKEN = secrets.token_hex(4)  # this process's: host and pid may repeat across containers

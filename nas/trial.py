@@ -33,6 +33,7 @@ class Status(StrEnum):
     SURPLUS = "surplus"  # the last place of --trials went to a lower-numbered trial
     ORPHANED = "orphaned"  # its worker died: failed with the reason, queued again once
     INTERRUPTED = "interrupted"  # stopped by a signal: queued again for --resume
+    RESCORED = "rescored"  # a scored network trained again with another seed (nas.rescore)
 
 
 TAKEN = frozenset({Status.TRAINING, Status.OK, Status.FAILED})  # claim a place and a network
@@ -68,6 +69,7 @@ class Record:
     retries: int | None = None  # deaths of its worker this network has had
     retry_of: int | None = None  # the trial it retries
     reused_from: int | None = None  # the trial whose result it repeats
+    rescore_of: int | None = None  # the trial whose network it trains again (another seed)
     screened: int | None = None  # proposals the zero-cost screen compared for it
     extra: dict[str, Any] = field(default_factory=dict)  # attributes of no field here
 

@@ -86,7 +86,7 @@ def cost(g: Genotype, prune: bool = True) -> Cost:
         >>> cost(searchspace.zoo.get("resnet20")).params
         269722
     """
-    return _count(g, layout(g, prune))
+    return g.memo(f"cost prune={prune}", lambda: _count(g, layout(g, prune)))
 
 
 def check_ceiling(g: Genotype, plan: Layout) -> None:

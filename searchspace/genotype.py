@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -159,10 +160,22 @@ class Genotype:
         ``pruned``): they are never built nor counted. Inputs that are added (and outputs of
         a cell that adds them) are taken in sorted order, since a sum has none.
         """
-        plain = _unordered_sums(self.pruned()).to_dict()
-        plain.pop("name", None)
-        text = json.dumps(plain, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        def make() -> str:
+            plain = self.pruned().to_dict()
+            plain.pop("name", None)
+            _unordered_sums(plain)
+            text = json.dumps(plain, sort_keys=True, separators=(",", ":"))
+            return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+        return self.memo("key", make)
+
+    def memo(self, name: str, make: Callable[[], Any]) -> Any:
+        """``make()`` computed once for this instance (a genotype never changes): its key,
+        its cost. Not a field: equality, YAML and ``replace`` ignore it."""
+        cache = self.__dict__.setdefault("_memo", {})
+        if name not in cache:
+            cache[name] = make()
+        return cache[name]
 
     def pruned(self) -> Genotype:
         """The same network without dead nodes (those that reach no cell output); ``self``
@@ -181,18 +194,18 @@ class Genotype:
         return dataclasses.replace(self, **changes)
 
 
-def _unordered_sums(g: Genotype) -> Genotype:
-    def cell(c: Cell | None) -> Cell | None:
-        if c is None:
-            return None
-        nodes = tuple(dataclasses.replace(n, inputs=tuple(sorted(n.inputs)))
-                      if n.combine == "add" else n for n in c.nodes)
-        outputs = tuple(sorted(c.outputs)) if c.combine == "add" else c.outputs
-        return dataclasses.replace(c, nodes=nodes, outputs=outputs)
-
-    return dataclasses.replace(g, stages=tuple(
-        dataclasses.replace(st, cell=cell(st.cell), reduce_cell=cell(st.reduce_cell))
-        for st in g.stages))
+def _unordered_sums(plain: dict[str, Any]) -> None:
+    """Sort, in a genotype's plain form, the inputs of every node that adds them and the
+    outputs of every cell that adds them (the defaults: a node adds, a cell concatenates)."""
+    for stage in plain["stages"]:
+        for cell in (stage["cell"], stage.get("reduce_cell")):
+            if cell is None:
+                continue
+            for node in cell.get("nodes", ()):
+                if node.get("combine", "add") == "add":
+                    node["inputs"] = sorted(node["inputs"])
+            if cell.get("combine", "concat") == "add":
+                cell["outputs"] = sorted(cell["outputs"])
 
 
 def pruned_cell(cell: Cell) -> Cell:
@@ -239,23 +252,35 @@ _INT_TUPLES = {(Node, "inputs"), (Cell, "outputs")}
 def _to_plain(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj):
         out: dict[str, Any] = {}
-        for f in fields(obj):
-            value = getattr(obj, f.name)
-            if _is_default(f, value) and f.name not in _required(type(obj)):
+        for name, default, required in _plain_fields(type(obj)):
+            value = getattr(obj, name)
+            if not required and value == default:
                 continue
-            out[f.name] = _to_plain(value)
+            out[name] = _to_plain(value)
         return out
     if isinstance(obj, tuple):
         return [_to_plain(v) for v in obj]
     return obj
 
 
-def _is_default(f: dataclasses.Field, value: Any) -> bool:
+_PLAIN_FIELDS: dict[type, list[tuple[str, Any, bool]]] = {}
+
+
+def _plain_fields(cls: type) -> list[tuple[str, Any, bool]]:
+    """(name, default, required) of each field of ``cls``, worked out once per class (the
+    plain form is made for every key)."""
+    if cls not in _PLAIN_FIELDS:
+        required = _required(cls)
+        _PLAIN_FIELDS[cls] = [(f.name, _default(f), f.name in required) for f in fields(cls)]
+    return _PLAIN_FIELDS[cls]
+
+
+def _default(f: dataclasses.Field) -> Any:
     if f.default is not dataclasses.MISSING:
-        return value == f.default
+        return f.default
     if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-        return value == f.default_factory()  # type: ignore[misc]
-    return False
+        return f.default_factory()  # type: ignore[misc]
+    return dataclasses.MISSING
 
 
 def _required(cls: type) -> set[str]:
@@ -338,8 +363,9 @@ def _join(where: str, name: str) -> str:
     return f"{where}.{name}" if where else name
 
 
-class _Dumper(yaml.SafeDumper):
-    """Block style for structure, one flow-style line per node; no anchors."""
+class _Dumper(yaml.CSafeDumper if yaml.__with_libyaml__ else yaml.SafeDumper):
+    """Block style for structure, one flow-style line per node; no anchors (libyaml's
+    emitter writes the same text as PyYAML's, four times faster)."""
 
     def ignore_aliases(self, data: Any) -> bool:
         return True

@@ -46,8 +46,14 @@ class SearchSpace:
     def genotype(self, assignment: Mapping[str, Choice]) -> Genotype:
         """The genotype for a full assignment {decision: choice}."""
         self.check(assignment)
-        g = TEMPLATES[self.template](dict(assignment), self.resolution, self.num_classes)
-        return g
+        memo = self.__dict__.setdefault("_decoded", {})  # a genotype never changes
+        k = tuple((type(assignment[d]), assignment[d]) for d in self.decisions)  # 1 != True
+        if k not in memo:
+            if len(memo) >= 100_000:
+                memo.clear()
+            memo[k] = TEMPLATES[self.template](dict(assignment), self.resolution,
+                                               self.num_classes)
+        return memo[k]
 
     def check(self, assignment: Mapping[str, Choice]) -> None:
         """Raise SpaceError unless every decision has one of its choices."""

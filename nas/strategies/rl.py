@@ -50,7 +50,8 @@ class Controller(nn.Module):
 
     def forward(self, choices: list[int] | None, gen: torch.Generator | None = None,
                 temperature: float = 1.0) -> tuple[list[int], torch.Tensor, torch.Tensor]:
-        """Sample (choices=None) or score given choices: (choices, log-prob, entropy).
+        """Sample (choices=None) or score given choices: (choices, log-prob, entropy); a
+        sample's log-prob and entropy are not computed (zeros: nothing learns from them).
 
         ``temperature`` > 1 flattens the sampling distribution (scores are unaffected).
         """
@@ -63,12 +64,15 @@ class Controller(nn.Module):
                 h, c = self.cell(x, state)
                 state = (h, c)
                 logits = self.heads[i](h)[0]
-            dist = torch.distributions.Categorical(logits=logits)
-            k = choices[i] if choices is not None else int(torch.multinomial(
-                torch.softmax(logits.detach() / temperature, -1), 1, generator=gen))
+            if choices is None:
+                k = int(torch.multinomial(torch.softmax(logits.detach() / temperature, -1), 1,
+                                          generator=gen))
+            else:
+                k = choices[i]
+                dist = torch.distributions.Categorical(logits=logits, validate_args=False)
+                logp = logp + dist.log_prob(torch.tensor(k))
+                entropy = entropy + dist.entropy()
             picked.append(k)
-            logp = logp + dist.log_prob(torch.tensor(k))
-            entropy = entropy + dist.entropy()
             if not self.factorised:
                 x = self.embed[i](torch.tensor([k]))
         return picked, logp, entropy
