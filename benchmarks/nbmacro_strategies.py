@@ -59,9 +59,10 @@ def _screen(k: int, by: str):
 
 
 def one_search(job: tuple) -> dict:
-    """(strategy, screen k, screen by, budget, seed, trials, rescore top, table) -> the
-    named network's regret after each network scored, the final choice's, and repeats."""
-    strategy, k, by, budget, seed, trials, top, path = job
+    """(strategy, screen k, screen by, budget, seed, trials, rescore tops, table) -> the
+    named network's regret after each network scored, the final choice's for each number of
+    rescored networks (one search serves them all: it does not know its length), repeats."""
+    strategy, k, by, budget, seed, trials, tops, path = job
     ev = _table(path, budget)
     best = ev.best_within(ev.limits).mean
     space = searchspace.load_space("nbmacro")
@@ -78,9 +79,10 @@ def one_search(job: tuple) -> dict:
         if named is None or t.values[0] > named.values[0]:
             named = t
         curve.append(round(best - 100 * named.worth, 4))
-    final = _final(study, space, ev, scored, trials - Rescore(top).trainings, top, strategy)
+    finals = {str(top): round(best - 100 * _final(study, space, ev, scored, trials - Rescore(
+        top).trainings, top, strategy).worth, 4) for top in tops}
     keys = Counter(t.key for t in scored)
-    return {"curve": curve, "final": round(best - 100 * final.worth, 4),
+    return {"curve": curve, "final": finals[str(tops[0])], "finals": finals,
             "seconds": round(seconds, 3),
             "oracle": round(best - 100 * max(t.worth for t in scored), 4),
             "trained_twice": sum(n - 1 for n in keys.values()),
@@ -126,6 +128,10 @@ def summary(runs: list[dict], trials: int) -> dict:
         out[str(m)] = {"mean": statistics.fmean(values),
                        "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
                        "found": sum(v <= 1e-6 for v in values) / len(values)}
+    for top in runs[0]["finals"]:
+        values = [r["finals"][top] for r in runs]
+        out[f"final {top}"] = {"mean": statistics.fmean(values),
+                               "found": sum(v <= 1e-6 for v in values) / len(values)}
     out["trained_twice"] = sum(r["trained_twice"] for r in runs)
     out["over_budget"] = sum(r["over_budget"] for r in runs)
     out["seconds"] = statistics.fmean(r["seconds"] for r in runs)
@@ -147,7 +153,8 @@ def run(args) -> dict:
     """Every (variant, budget, seed) search; prints the table and returns the results."""
     budgets = args.budgets.split(",")
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    jobs = [(s, k, args.by, b, seed, args.trials, args.rescore, args.data)
+    tops = tuple(int(t) for t in str(args.rescore).split(","))
+    jobs = [(s, k, args.by, b, seed, args.trials, tops, args.data)
             for b in budgets for s, k in _variants(args) for seed in seeds]
     start = time.perf_counter()
     done = run_all(jobs, args.jobs)
@@ -166,6 +173,7 @@ def run(args) -> dict:
 def render(tables: dict, args) -> str:
     """One markdown table per budget."""
     marks = [str(m) for m in MARKS if m <= args.trials]
+    top = int(str(args.rescore).split(",")[0])
     out = []
     for budget, rows in tables.items():
         ev = _table(args.data, budget)
@@ -173,7 +181,7 @@ def render(tables: dict, args) -> str:
         out += [f"### budget {budget}: best inside it {best.mean:.2f}% "
                 f"(`{best.arch}`)", "",
                 "| strategy | " + " | ".join(f"regret @ {m}" for m in marks)
-                + f" | final ({args.trials - 2 * args.rescore} + {args.rescore} rescored) "
+                + f" | final ({args.trials - 2 * top} + {top} rescored) "
                 "| found best: final | found best @ 100 | oracle regret | trained twice "
                 "| s per search |",
                 "|---|" + "---:|" * (len(marks) + 6)]
@@ -183,6 +191,11 @@ def render(tables: dict, args) -> str:
                        f" +- {s['final']['sd']:.3f}** | {s['final']['found']:.0%} | "
                        f"{s[marks[-1]]['found']:.0%} | {s['oracle']['mean']:.3f} | "
                        f"{s['trained_twice']} | {s['seconds']:.1f} |")
+        others = [k for k in next(iter(rows.values())) if k.startswith("final ")]
+        if len(others) > 1:
+            out += ["", "final regret by networks rescored: " + "; ".join(
+                f"{name}: " + ", ".join(f"{k[6:]} {s[k]['mean']:.3f}" for k in others)
+                for name, s in rows.items())]
         out.append("")
     return "\n".join(out)
 

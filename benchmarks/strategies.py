@@ -257,8 +257,9 @@ def main() -> None:
     p.add_argument("--screen", type=int, default=1, help="nbmacro: also each strategy "
                                                          "screened by --by among K proposals")
     p.add_argument("--by", default="params", help="nbmacro: the screen's zero-cost score")
-    p.add_argument("--rescore", type=int, default=5, help="nbmacro: the final choice's "
-                                                          "networks trained again")
+    p.add_argument("--rescore", default="5", help="nbmacro: the final choice's networks "
+                                                  "trained again (a list: each measured, the "
+                                                  "first in the table)")
     args = p.parse_args()
     if args.space == "nbmacro":
         import nbmacro_strategies

@@ -29,11 +29,24 @@ _ROUNDED = {"seconds", "images_per_s"}
 
 
 def environment() -> str:
-    """Hardware and library versions, for every report's header."""
+    """Hardware and library versions, for every report's header. On a CPU, its model and the
+    kernels torch picked for it: scores depend on them (AVX-512 rounds otherwise than AVX2)."""
     device = (torch.cuda.get_device_name(0) if torch.cuda.is_available()
-              else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)")
+              else f"CPU ({_cpu_model()}, {platform.machine()}, "
+                   f"{torch.backends.cpu.get_cpu_capability()} kernels, "
+                   f"{torch.get_num_threads()} threads)")
     return (f"{device}; torch {torch.__version__}, optuna {optuna.__version__}, "
             f"Python {platform.python_version()}")
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown model"
 
 
 def write_trials_csv(study: optuna.Study, path: Path) -> list[Record]:
