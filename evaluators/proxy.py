@@ -57,6 +57,7 @@ class ProxyEvaluator:
     """
 
     scores_any_genotype = True  # it trains whatever it is given
+    noisy = True  # another seed, another score: the final choice trains the best again
 
     def __init__(self, recipe: Recipe, data: str | Path | None = None,
                  limits: searchspace.Limits | None = None, device: str | None = None,

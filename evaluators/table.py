@@ -91,6 +91,7 @@ class NB201Table:
     name = "nb201-table"
     template = "nb201"  # the space whose networks the table holds
     scores_any_genotype = False  # only the benchmark's own networks are in the table
+    noisy = False  # one number a network, whatever the seed: nothing to gain by rescoring
 
     def __init__(self, data: str | Path | None = None,
                  limits: searchspace.Limits | None = None) -> None:

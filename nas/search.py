@@ -125,8 +125,10 @@ def defaults(cfg: SearchConfig, trials_given: bool, time_given: bool, evaluator_
     a table's benchmark cells are searched as they are, at the full budget; the final
     choice trains the best networks again when the trials allow it."""
     cfg = _defaults(cfg, trials_given, time_given, evaluator_given)
-    if cfg.rescore == -1:  # not given: 10% of a search of 100 trials or more
-        cfg.rescore = 5 if (cfg.trials or 0) >= 100 else 0
+    if cfg.rescore == -1:  # not given: 10% of a search of 100 trials or more, if it pays
+        table = evaluators.TABLES.get(cfg.evaluator)
+        noisy = table is None or table.noisy
+        cfg.rescore = 5 if noisy and (cfg.trials or 0) >= 100 else 0
     return cfg
 
 

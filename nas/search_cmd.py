@@ -61,7 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--rescore", type=int, metavar="K",
                    help="the final choice: the K networks of best single scores trained twice "
                         "more (other seeds), the winner named by its mean; the trainings "
-                        "count in --trials (default: 5 with 100 trials or more, else 0)")
+                        "count in --trials (default: 5 with 100 trials or more and a noisy "
+                        "reward, else 0)")
     s.add_argument("--resume", metavar="DIR", help="continue the run in DIR to its total; "
                    f"{', '.join(RESUMABLE)} may be given again, other flags are the run's own")
     s.add_argument("--json", action="store_true", help="print one final JSON line")

@@ -155,3 +155,29 @@ def test_budgeted_search_names_what_it_found_and_the_gap_to_the_best(table, tmp_
     assert "use --space nbmacro" in refused("search", "--space", "nb201", "--evaluator",
                                             "nbmacro-table", "--budget", "50M-madds",
                                             "--data", str(TABLE), "--out", tmp_path / "x")
+
+
+def test_the_final_choice_trains_the_best_again_and_names_the_best_mean(table, tmp_path,
+                                                                       refused) -> None:
+    out = tmp_path / "run"
+    r = _nas("search", "--space", "nbmacro", "--evaluator", "nbmacro-table", "--budget",
+             "50M-madds", "--trials", "30", "--rescore", "3", "--strategy", "random",
+             "--data", str(TABLE), "--out", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader(open(out / "trials.csv")))
+    first = {r["number"]: r for r in rows if r["status"] == "ok"}
+    again = [r for r in rows if r["status"] == "rescored"]
+    assert len(first) == 24 and len(again) == 6  # 30 trainings in all
+    for r in again:  # the first training's seed plus 1 and 2: the other two trainings
+        assert int(r["seed"]) - int(first[r["rescore_of"]]["seed"]) in (1, 2)
+        assert r["key"] == first[r["rescore_of"]]["key"]
+    top3 = sorted(first.values(), key=lambda r: -float(r["accuracy"]))[:3]
+    assert {r["rescore_of"] for r in again} == {r["number"] for r in top3}
+    best = json.loads((out / "summary.json").read_text())["best"]
+    assert len(best["trainings"]) == 3 and 0 <= best["confidence"] <= 1
+    means = {r["number"]: float(r["worth"]) for r in top3}  # three trainings: the mean
+    assert best["val_accuracy"] == pytest.approx(max(means.values()))
+    assert "chosen among the 3 networks of best single scores" in (out / "report.md").read_text()
+    assert "--rescore 5 takes 10 of the 10 trials" in refused(
+        "search", "--space", "nbmacro", "--evaluator", "nbmacro-table", "--budget", "50M-madds",
+        "--trials", "10", "--data", str(TABLE), "--rescore", "5", "--out", tmp_path / "x")
