@@ -111,12 +111,20 @@ def _one_thread() -> None:
 
 
 def run_all(jobs: list[tuple], processes: int) -> list[dict]:
-    if processes <= 1:
-        return [one_search(j) for j in jobs]
     import multiprocessing as mp
+    import sys
 
-    with mp.get_context("spawn").Pool(processes, initializer=_one_thread) as pool:
-        return pool.map(one_search, jobs, chunksize=4)
+    done: dict[int, dict] = {}
+    with mp.get_context("spawn").Pool(max(1, processes), initializer=_one_thread) as pool:
+        for i, r in pool.imap_unordered(_indexed, list(enumerate(jobs)), chunksize=2):
+            done[i] = r
+            if len(done) % 50 == 0 or len(done) == len(jobs):
+                print(f"{len(done)}/{len(jobs)} searches", file=sys.stderr, flush=True)
+    return [done[i] for i in range(len(jobs))]
+
+
+def _indexed(item: tuple[int, tuple]) -> tuple[int, dict]:
+    return item[0], one_search(item[1])
 
 
 def summary(runs: list[dict], trials: int) -> dict:
@@ -141,12 +149,13 @@ def summary(runs: list[dict], trials: int) -> dict:
 def _variants(args) -> list[tuple[str, int]]:
     """(strategy, screen k) pairs: each strategy, and screened when --screen > 1."""
     names = args.strategies.split(",")
-    return [(s, 1) for s in names] + ([(s, args.screen) for s in names] if args.screen > 1
-                                      else [])
+    screened = args.screened.split(",") if args.screened else names
+    return [(s, 1) for s in names] + ([(s, args.screen) for s in screened]
+                                      if args.screen > 1 else [])
 
 
-def _label(strategy: str, k: int) -> str:
-    return strategy if k == 1 else f"{strategy} --screen {k}"
+def _label(strategy: str, k: int, by: str) -> str:
+    return strategy if k == 1 else f"{strategy} --screen {k} --screen-by {by}"
 
 
 def run(args) -> dict:
@@ -160,7 +169,7 @@ def run(args) -> dict:
     done = run_all(jobs, args.jobs)
     results: dict = {}
     for job, r in zip(jobs, done):
-        results.setdefault(job[3], {}).setdefault(_label(job[0], job[1]), []).append(r)
+        results.setdefault(job[3], {}).setdefault(_label(*job[:3]), []).append(r)
     tables = {b: {v: summary(runs, args.trials) for v, runs in by_v.items()}
               for b, by_v in results.items()}
     text = render(tables, args)

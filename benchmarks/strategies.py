@@ -257,6 +257,7 @@ def main() -> None:
     p.add_argument("--screen", type=int, default=1, help="nbmacro: also each strategy "
                                                          "screened by --by among K proposals")
     p.add_argument("--by", default="params", help="nbmacro: the screen's zero-cost score")
+    p.add_argument("--screened", help="nbmacro: the strategies screened (default: all)")
     p.add_argument("--rescore", default="5", help="nbmacro: the final choice's networks "
                                                   "trained again (a list: each measured, the "
                                                   "first in the table)")

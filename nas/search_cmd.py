@@ -33,13 +33,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--trials", type=int, help="networks scored (default: 100 on a GPU or with "
                                                "a table, 14 on a CPU)")
     s.add_argument("--time", help="wall-clock limit of the search, e.g. 45m or 2h")
-    s.add_argument("--space", default="cells", help="cells, nb201 or a space YAML path "
-                                                    "(default: cells)")
+    s.add_argument("--space", default="cells", help="cells, nb201, nbmacro or a space YAML "
+                                                    "path (default: cells)")
     s.add_argument("--evaluator", help="a profile name or YAML path (default: proxy-gpu on a "
-                                       "GPU, proxy-cpu otherwise), or nb201-table: "
-                                       "NAS-Bench-201's accuracies, with --space nb201")
+                                       "GPU, proxy-cpu otherwise), nb201-table: "
+                                       "NAS-Bench-201's accuracies, with --space nb201, or "
+                                       "nbmacro-table: one of NAS-Bench-Macro's three "
+                                       "trainings by the seed, with --space nbmacro")
     s.add_argument("--data", help="CIFAR-10 source (default: $NAS_DATA, the cache, a "
-                                  "download); for nb201-table its CSV or folder ($NAS_NB201)")
+                                  "download); for nb201-table its CSV or folder ($NAS_NB201), "
+                                  "for nbmacro-table its JSON or folder ($NAS_NBMACRO)")
     s.add_argument("--out", help="the run folder (default: runs/<date>-<strategy>)")
     s.add_argument("--storage", help="a database URL shared by workers on several machines, "
                                      "e.g. postgresql://user@host/db")
