@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -104,17 +105,25 @@ def _rank(t: Record) -> tuple[float, int]:
 
 
 def rescore(study: optuna.Study, space: searchspace.SearchSpace, evaluate: Evaluate,
-            plan: Rescore, strategy: str, log: Callable[[str], None] | None = None) -> int:
+            plan: Rescore, strategy: str, log: Callable[[str], None] | None = None,
+            deadline: float | None = None) -> int:
     """Train the ``plan.top`` best networks ``plan.seeds`` more times each, as trials of
-    ``study``; trainings a resumed run already has are not repeated. Returns how many ran."""
+    ``study``; trainings a resumed run already scored are not repeated (failed ones are), and
+    none starts after ``deadline`` (a ``time.time()``). Returns how many ran."""
     if plan.trainings == 0:
         return 0
     trials = records(study)
-    done = {(t.rescore_of, t.seed) for t in trials if t.status == Status.RESCORED}
+    done = {(t.rescore_of, t.seed) for t in trials
+            if t.status == Status.RESCORED and t.state == TrialState.COMPLETE}
     top = sorted(_firsts(trials), key=_rank, reverse=True)[:plan.top]
     todo = [(t, t.seed + j) for t in top for j in range(1, plan.seeds + 1)
             if (t.number, t.seed + j) not in done]
     for i, (t, seed) in enumerate(todo, 1):
+        if deadline is not None and time.time() >= deadline:
+            if log:
+                log(f"final choice: the time is up; {len(todo) - i + 1} training(s) of the "
+                    "best again left out")
+            return i - 1
         if log:
             log(f"final choice: training {i}/{len(todo)}, trial {t.number}'s network again "
                 f"with seed {seed}")
@@ -143,8 +152,10 @@ def _trial(space: searchspace.SearchSpace, first: Record, seed: int, r: Evaluati
 
 
 def choose(trials: list[Record]) -> Choice | None:
-    """The winner: among rescored networks, the highest mean (ties: fewer multiply-adds);
-    without rescoring, the highest single score."""
+    """The winner: among the networks of best single scores down to the last one trained
+    again (the rescored ones, and any whose rescoring failed or was cut short), the highest
+    mean of its trainings (ties: fewer multiply-adds); without rescoring, the highest single
+    score."""
     firsts = _firsts(trials)
     if not firsts:
         return None
@@ -153,7 +164,10 @@ def choose(trials: list[Record]) -> Choice | None:
         if t.status == Status.RESCORED and t.state == TrialState.COMPLETE:
             extra.setdefault(t.rescore_of, []).append(t.values[0])
     scores = {t.number: (t.values[0], *extra.get(t.number, ())) for t in firsts}
-    pool = [t for t in firsts if t.number in extra] or firsts
+    rescored = {t.rescore_of for t in trials if t.status == Status.RESCORED}
+    ranked_firsts = sorted(firsts, key=_rank, reverse=True)
+    last = max((i for i, t in enumerate(ranked_firsts) if t.number in rescored), default=None)
+    pool = ranked_firsts[:last + 1] if last is not None else firsts
     ranked = sorted(pool, key=lambda t: (statistics.fmean(scores[t.number]), -(t.madds or 0)),
                     reverse=True)
     best = ranked[0]

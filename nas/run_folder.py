@@ -70,7 +70,7 @@ def _cell(t: Record, column: str) -> Any:
     return round(value, 2) if column in _ROUNDED else value
 
 
-def _plots(trials: list[Record], best: Record, out: Path) -> list[str]:
+def _plots(trials: list[Record], best: Record, out: Path, worth: float) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -98,7 +98,7 @@ def _plots(trials: list[Record], best: Record, out: Path) -> list[str]:
     ax.scatter([t.madds / 1e6 for t in scored],
                [100 * t.values[0] for t in scored], s=18, color="C0", alpha=0.7,
                label="scored trial")
-    ax.scatter([best.madds / 1e6], [100 * best.values[0]], s=160, marker="*",
+    ax.scatter([best.madds / 1e6], [100 * worth], s=160, marker="*",
                color="C3", zorder=3, label=f"winner (trial {best.number})")
     ax.set_xscale("log")
     plain_log_axis(ax.xaxis)
@@ -137,7 +137,7 @@ def write_outputs(cfg, study: optuna.Study, best: Record | None,
                    else "") + "), "
                 + (f"compound-scaled to {cfg.budget}" if cfg.scale else "not scaled"))
     write_export(final, out / "model.py", "py", None, found_by)
-    plots = _plots(trials, best, out)
+    plots = _plots(trials, best, out, choice.mean)
     summary["best"] = {"genotype": str(out / "best.yaml"), "madds": fc.madds,
                        "params": fc.params, "val_accuracy": choice.mean,
                        "trainings": list(choice.scores), "confidence": choice.confidence,

@@ -319,7 +319,7 @@ def run_search(cfg: SearchConfig, resume: bool = False, progress: bool = True) -
         if is_database(cfg.storage_url()):
             _finish_shared(cfg, ev, storage, study)
         rescore(study, searchspace.load_space(cfg.space), ev.evaluate, _plan(cfg),
-                cfg.strategy, _log)
+                cfg.strategy, _log, _stop(cfg).deadline)
     except KeyboardInterrupt as exc:
         _ignore_signals()  # the clean stop below must not be cut short by a second one
         stopped = exc if isinstance(exc, Interrupted) else Interrupted()

@@ -326,10 +326,12 @@ class _Heartbeat:
 def failures(study: optuna.Study) -> dict[str, int]:
     """Failed trials, and those whose worker died, by the kind of their reason (its first
     words, before a colon): {"diverged": 2, "worker died": 1, ...}. A trial stopped by a
-    signal is not a failure: it is queued for the resume."""
+    signal is not a failure: it is queued for the resume. A training of the final choice
+    that failed counts too."""
     out: dict[str, int] = {}
     for t in records(study):
-        if t.status in (Status.FAILED, Status.ORPHANED):
+        if t.status in (Status.FAILED, Status.ORPHANED) or (
+                t.status == Status.RESCORED and t.state == TrialState.FAIL):
             kind = str(t.reason or "unknown").split(":")[0].strip() or "unknown"
             out[kind] = out.get(kind, 0) + 1
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
