@@ -1,5 +1,6 @@
 """Resolve what the user names as GENOTYPE: a zoo name, a YAML file, a run folder, or a
-NAS-Bench-201 cell string (``|nor_conv_3x3~0|+|...|``) or a NAS-Bench-Macro string (``22212220``)."""
+NAS-Bench-201 cell string (``|nor_conv_3x3~0|+|...|``) or a NAS-Bench-Macro string
+(``22212220``)."""
 
 from __future__ import annotations
 

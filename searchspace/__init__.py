@@ -9,6 +9,6 @@ from searchspace.transform import scale
 
 __all__ = [
     "Cell", "Cost", "Genotype", "GenotypeError", "Head", "Limits", "Node", "SearchSpace",
-    "SpaceError", "Stage", "Stem", "build", "cost", "load_space", "nb201", "nbmacro", "scale", "space_names",
-    "zoo",
+    "SpaceError", "Stage", "Stem", "build", "cost", "load_space", "nb201", "nbmacro", "scale",
+    "space_names", "zoo",
 ]
