@@ -27,10 +27,9 @@ def write(out: Path, got: dict, args) -> None:
     per_seed = {b: {v: [{"final": r["finals"], "at_100": r["curve"][-1],
                          "oracle": r["oracle"]} for r in runs] for v, runs in by_v.items()}
                 for b, by_v in got["results"].items()}
-    (out / "strategies.json").write_text(json.dumps(
+    (out / "strategies.json").write_text(_json(
         {"command": command, "environment": _environment(), "date": time.strftime("%Y-%m-%d"),
-         "minutes": round(got["minutes"], 1), "tables": got["tables"], "per_seed": per_seed},
-        indent=1))
+         "minutes": round(got["minutes"], 1), "tables": got["tables"], "per_seed": per_seed}))
     seeds = f"seeds {args.first_seed}-{args.first_seed + args.seeds - 1}"
     md = ["# Strategies on NAS-Bench-Macro under multiply-add budgets", "", f"`{command}`", "",
           f"- {_environment()}; {got['minutes']:.1f} min", f"- date: {time.strftime('%Y-%m-%d')}",
@@ -44,6 +43,22 @@ def write(out: Path, got: dict, args) -> None:
     (out / "strategies.md").write_text("\n".join(md))
     _plot(out / "regret.png", got, args)
     print(f"wrote {out / 'strategies.md'}, {out / 'strategies.json'}, {out / 'regret.png'}")
+
+
+def _json(data: dict) -> str:
+    """Two levels indented, then one line each (a budget's variant: its table row, its seeds),
+    so the file reads and diffs by row."""
+    def block(d: dict) -> str:
+        return "{\n" + ",\n".join(f"   {json.dumps(k)}: {json.dumps(v)}" for k, v in d.items()) \
+            + "\n  }"
+    parts = []
+    for k, v in data.items():
+        if k in ("tables", "per_seed"):
+            inner = ",\n".join(f"  {json.dumps(b)}: {block(rows)}" for b, rows in v.items())
+            parts.append(f" {json.dumps(k)}: {{\n{inner}\n }}")
+        else:
+            parts.append(f" {json.dumps(k)}: {json.dumps(v)}")
+    return "{\n" + ",\n".join(parts) + "\n}\n"
 
 
 def _plot(path: Path, got: dict, args) -> None:

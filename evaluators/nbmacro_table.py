@@ -11,7 +11,6 @@ trainings), and reports the mean of the three beside it as what the network is w
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any
 import searchspace
 from evaluators.data import DataError
 from evaluators.proxy import Evaluation
+from evaluators.table import table_path
 from searchspace import nbmacro
 
 __all__ = ["NBMacroTable", "NBMacroMean", "MacroRow", "ENV", "JSON_NAME", "load_nbmacro"]
@@ -43,17 +43,7 @@ class MacroRow:
 
 
 def _path(data: str | Path | None) -> Path:
-    given = data or os.environ.get(ENV)
-    if not given:
-        raise DataError(f"nbmacro-table needs NAS-Bench-Macro's table: pass --data "
-                        f"PATH/{JSON_NAME} (or its folder), or set ${ENV}")
-    path = Path(given)
-    if path.is_dir():
-        path = path / JSON_NAME
-    if not path.is_file():
-        raise DataError(f"{path}: no NAS-Bench-Macro table there (expected {JSON_NAME}, or "
-                        f"its folder, via --data or ${ENV})")
-    return path
+    return table_path(data, ENV, JSON_NAME, "nbmacro-table", "NAS-Bench-Macro")
 
 
 def load_nbmacro(data: str | Path | None = None) -> dict[str, MacroRow]:

@@ -22,7 +22,7 @@ from evaluators.data import DataError
 from evaluators.proxy import Evaluation
 from searchspace import nb201
 
-__all__ = ["NB201Table", "Row", "ENV", "CSV_NAME", "load_nb201"]
+__all__ = ["NB201Table", "Row", "ENV", "CSV_NAME", "load_nb201", "table_path"]
 
 ENV = "NAS_NB201"  # where the table is when --data does not say
 CSV_NAME = "nb201_cifar10_valid.csv"
@@ -42,18 +42,25 @@ class Row:
     params_m: float
 
 
-def _path(data: str | Path | None) -> Path:
-    given = data or os.environ.get(ENV)
+def table_path(data: str | Path | None, env: str, file: str, evaluator: str,
+               benchmark: str) -> Path:
+    """A published table's file: ``data`` (the file or its folder) or ``$env``; DataError in
+    one line that says what to pass when it is absent."""
+    given = data or os.environ.get(env)
     if not given:
-        raise DataError(f"nb201-table needs NAS-Bench-201's table: pass --data "
-                        f"PATH/{CSV_NAME} (or its folder), or set ${ENV}")
+        raise DataError(f"{evaluator} needs {benchmark}'s table: pass --data "
+                        f"PATH/{file} (or its folder), or set ${env}")
     path = Path(given)
     if path.is_dir():
-        path = path / CSV_NAME
+        path = path / file
     if not path.is_file():
-        raise DataError(f"{path}: no NAS-Bench-201 table there (expected {CSV_NAME}, or its "
-                        f"folder, via --data or ${ENV})")
+        raise DataError(f"{path}: no {benchmark} table there (expected {file}, or its "
+                        f"folder, via --data or ${env})")
     return path
+
+
+def _path(data: str | Path | None) -> Path:
+    return table_path(data, ENV, CSV_NAME, "nb201-table", "NAS-Bench-201")
 
 
 def load_nb201(data: str | Path | None = None) -> dict[tuple[str, ...], Row]:
