@@ -19,7 +19,7 @@ from nas.report_table import human, plain_log_axis
 from nas.study import counts, failures
 from nas.trial import Record, records
 
-__all__ = ["write_outputs", "write_trials_csv", "environment"]
+__all__ = ["write_outputs", "write_trials_csv", "environment", "command_line"]
 
 # trials.csv's columns: Record fields (status: Record.label), then the decisions
 _COLUMNS = ["number", "status", "accuracy", "worth", "madds", "params", "seconds",
@@ -37,6 +37,21 @@ def environment() -> str:
                    f"{torch.get_num_threads()} threads)")
     return (f"{device}; torch {torch.__version__}, optuna {optuna.__version__}, "
             f"Python {platform.python_version()}")
+
+
+def command_line(cfg) -> str:
+    """The `nas search` that makes this run again (defaults resolved; --data aside)."""
+    parts = ["nas search", *([f"--budget {cfg.budget}"] if cfg.budget else []),
+             f"--strategy {cfg.strategy}", f"--space {cfg.space}",
+             f"--evaluator {cfg.evaluator}", f"--seed {cfg.seed}"]
+    parts += [f"--trials {cfg.trials}"] if cfg.trials else []
+    parts += [f"--time {cfg.time_s:g}s"] if cfg.time_s else []
+    parts += [] if cfg.scale else ["--no-scale"]
+    parts += [f"--screen {cfg.screen} --screen-by {cfg.screen_by}"] if cfg.screen > 1 else []
+    parts += [f"--rescore {cfg.rescore}"] if cfg.rescore else []
+    parts += [f"--baselines {','.join(cfg.baselines) or repr('')}"] if cfg.baselines is not None \
+        else []
+    return " ".join(parts)
 
 
 def _cpu_model() -> str:
@@ -174,9 +189,7 @@ def _report(cfg, choice, base: searchspace.Genotype, final: searchspace.Genotype
     lines = [
         f"# Search report: {cfg.budget or 'no budget'}{mode}",
         "",
-        f"- command: `nas search {f'--budget {cfg.budget} ' if cfg.budget else ''}"
-        f"--strategy {cfg.strategy} "
-        f"--space {cfg.space} --evaluator {cfg.evaluator} --seed {cfg.seed}`",
+        f"- command: `{command_line(cfg)}`",
         f"- trials: {c['complete']} scored, {c['rejected']} rejected over budget (never "
         f"trained), {c['reused']} proposals of networks scored already (their result reused, "
         f"never trained twice), {c['failed']} failed, {c['retried']} queued again (worker "

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -155,6 +156,25 @@ def test_budgeted_search_names_what_it_found_and_the_gap_to_the_best(table, tmp_
     assert "use --space nbmacro" in refused("search", "--space", "nb201", "--evaluator",
                                             "nbmacro-table", "--budget", "50M-madds",
                                             "--data", str(TABLE), "--out", tmp_path / "x")
+    _judged_by_the_pipeline_benchmark(out, found, tmp_path / "judged")
+
+
+def _judged_by_the_pipeline_benchmark(run: Path, found: dict, out: Path) -> None:
+    """benchmarks/nbmacro_pipeline.py, which judges real searches by the table, agrees with the
+    search's own table verdict and gets the simple rules' picks right."""
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "nbmacro_pipeline.py"),
+                        str(run), "--table", str(TABLE), "--out", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    j = json.loads((out / "pipeline.json").read_text())[0]
+    assert (j["named"]["arch"], j["named"]["mean"]) == (found["arch"], found["mean"])
+    best = j["best_inside"]
+    assert best["arch"] == "21210200" and round(best["mean"], 2) == 92.17
+    assert j["trained"] == 60 and j["named"]["mean"] <= j["oracle_of_trained"] <= 92.17
+    # the network of most parameters inside 50M puts its blocks late, and is poor
+    assert j["params_inside"]["arch"] == "00010222" and j["params_inside"]["mean"] < 86
+    assert j["random_inside"] < j["random_search_madds"] < j["madds_inside"]["mean"] < 92.17
+    assert "random search of 60 networks" in (out / "pipeline.md").read_text()
 
 
 def test_the_final_choice_trains_the_best_again_and_names_the_best_mean(table, tmp_path,
@@ -181,3 +201,17 @@ def test_the_final_choice_trains_the_best_again_and_names_the_best_mean(table, t
     assert "--rescore 5 takes 10 of the 10 trials" in refused(
         "search", "--space", "nbmacro", "--evaluator", "nbmacro-table", "--budget", "50M-madds",
         "--trials", "10", "--data", str(TABLE), "--rescore", "5", "--out", tmp_path / "x")
+    _the_reports_command_makes_the_run_again(out, rows, tmp_path / "again")
+
+
+def _the_reports_command_makes_the_run_again(run: Path, rows: list[dict], out: Path) -> None:
+    line = next(ln for ln in (run / "report.md").read_text().splitlines()
+                if ln.startswith("- command: "))
+    argv = shlex.split(line.split("`")[1])
+    assert argv[:2] == ["nas", "search"] and "--rescore" in argv and "--trials" in argv
+    r = _nas(*argv[1:], "--data", str(TABLE), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    again = list(csv.DictReader(open(out / "trials.csv")))
+    for row in rows + again:  # this machine's clock, not the network's
+        del row["seconds"], row["images_per_s"]
+    assert again == rows
