@@ -77,7 +77,7 @@ def trained(cells: list, args: argparse.Namespace) -> dict:
     ev = evaluators.make(args.profile, data=args.data)
     ev.recipe = apply_sets(ev.recipe, args.set)
     ev.load()
-    truth, scores, seconds, params, failed = [], [], [], [], []
+    truth, scores, seconds, params, madds, failed = [], [], [], [], [], []
     for k, (arch, g, val) in enumerate(cells, 1):
         start = time.perf_counter()
         r = ev.evaluate(g, seed=args.seed)
@@ -89,6 +89,7 @@ def trained(cells: list, args: argparse.Namespace) -> dict:
             scores.append(r.accuracy)
             seconds.append(wall)
             params.append(r.params)
+            madds.append(r.madds)
         print(f"[{k}/{len(cells)}] table {val:.2f}  proxy "
               f"{'-' if r.accuracy is None else f'{100 * r.accuracy:.2f}'}  {wall:.1f}s  "
               f"{r.images_per_s:,.0f} img/s {r.reason}", file=sys.stderr, flush=True)
@@ -96,23 +97,24 @@ def trained(cells: list, args: argparse.Namespace) -> dict:
             args.out.mkdir(parents=True, exist_ok=True)
             (args.out / f"partial-{_tag(args)}.json").write_text(json.dumps(
                 {"truth": truth, "score": scores, "seconds": seconds, "params": params,
-                 "failed": failed, "recipe": vars(ev.recipe), "environment": _environment(),
+                 "madds": madds, "failed": failed, "recipe": vars(ev.recipe), "environment": _environment(),
                  "cells": [c[0] for c in cells[:k]]}))
     name = _recipe_name(args.profile, args.set)
-    per_cell = {"truth": truth, "score": scores, "seconds": seconds, "params": params}
+    per_cell = {"truth": truth, "score": scores, "seconds": seconds, "params": params,
+                "madds": madds}
     return {"kind": "trained", "recipe": vars(ev.recipe), "cells": [c[0] for c in cells],
             "results": trained_rows(name, per_cell, failed), "per_cell": per_cell}
 
 
 def merged(files: list[Path]) -> dict:
     """One trained run from the JSON of its shards (finished, or partial when cut short)."""
-    per_cell = {"truth": [], "score": [], "seconds": [], "params": []}
+    per_cell = {"truth": [], "score": [], "seconds": [], "params": [], "madds": []}
     failed, cells, recipe, environment = [], [], None, ""
     for f in files:
         d = json.loads(f.read_text())
         part = d.get("per_cell", d)
         for k in per_cell:
-            per_cell[k] += part[k]
+            per_cell[k] += part.get(k, [])  # older runs kept no multiply-adds
         failed += d.get("failed", d.get("results", [{}])[0].get("failures", []))
         cells += d.get("cells", [])[:len(part["truth"]) + len(d.get("failed", []))]
         recipe = d["recipe"]
@@ -123,13 +125,16 @@ def merged(files: list[Path]) -> dict:
 
 
 def trained_rows(name: str, per_cell: dict, failed: list) -> list[dict]:
-    """The trained score's row, the parameter count's on the same cells, and their vote."""
+    """The trained score's row, the parameter count's (and multiply-adds') on the same cells,
+    and the vote of the first two."""
     cells = [{"trained": a, "params": p} for a, p in zip(per_cell["score"], per_cell["params"])]
     both = vote(cells, ["trained", "params"]).tolist()
     zero = [0.0] * len(cells)
     return [_row(name, per_cell["truth"], per_cell["score"], per_cell["seconds"], failed),
             _row("params (the same cells)", per_cell["truth"], per_cell["params"], zero),
-            _row("vote(trained+params)", per_cell["truth"], both, per_cell["seconds"], failed)]
+            _row("vote(trained+params)", per_cell["truth"], both, per_cell["seconds"], failed)
+            ] + ([_row("madds (the same cells)", per_cell["truth"], per_cell["madds"], zero)]
+                 if len(per_cell.get("madds", [])) == len(cells) else [])
 
 
 def zero_cost(cells: list, args: argparse.Namespace) -> dict:
