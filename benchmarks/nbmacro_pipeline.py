@@ -30,6 +30,7 @@ import random
 import statistics
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import optuna
 
@@ -37,6 +38,7 @@ from bench_tables import TABLE_DIRS, population
 from evaluators.zero_cost import kendall_tau
 from nas.budget import parse_budget
 from nas.report_table import table
+from nas.run_folder import command_line
 from nas.study import best_trial, open_storage
 from nas.trial import Status, records
 from searchspace import nbmacro
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         (args.out / "pipeline.md").write_text(
             f"# A real search on NAS-Bench-Macro, judged by the table\n\n`{command}`\n\n"
             + "\n".join(f"- `{j['command']}`: {j['environment']}" for j in judged)
-            + "\n\n" + text + "\n")
+            + "\n\n```\n" + text + "\n```\n")
         (args.out / "pipeline.json").write_text(json.dumps(judged, indent=1) + "\n")
     return 0
 
@@ -90,7 +92,8 @@ def judge(run: Path, networks: list) -> dict:
     return {
         "run": str(run), "seed": cfg["seed"], "budget": cfg["budget"],
         "strategy": cfg["strategy"], "evaluator": cfg["evaluator"],
-        "command": next((ln.split("`")[1] for ln in report if ln.startswith("- command")), ""),
+        "screen": cfg.get("screen", 1), "screen_by": cfg.get("screen_by", ""),
+        "command": command_line(SimpleNamespace(**cfg)),
         "environment": next((ln.split("; ", 1)[1] for ln in report
                              if ln.startswith("- search wall time")), ""),
         "minutes": round(summary["seconds"] / 60, 1), "trained": len(archs),
@@ -158,7 +161,8 @@ def render(judged: list[dict]) -> str:
     rows = []
     for j in judged:
         b = j["best_inside"]["mean"]
-        rows.append([f"seed {j['seed']}", j["budget"], f"{j['trained']} in {j['minutes']} min",
+        screen = f", screen {j['screen']} by {j['screen_by']}" if j["screen"] > 1 else ""
+        rows.append([f"{j['strategy']} seed {j['seed']}{screen}", j["budget"], f"{j['trained']} in {j['minutes']} min",
                      f"`{j['named']['arch']}` {100 * j['named']['proxy']:.1f}%",
                      f"{j['named']['mean']:.2f} ({b - j['named']['mean']:.2f})",
                      f"{j['oracle_of_trained']:.2f} ({b - j['oracle_of_trained']:.2f})",
