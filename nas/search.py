@@ -456,7 +456,7 @@ def join_search(storage_url: str, study_name: str, data: str | None, workers: in
 def _proxy_comparison(cfg: SearchConfig, ev, summary: dict) -> None:
     """The winner against the baselines scaled to its budget, by the same proxy recipe."""
     from nas.compare import compare, entries_for, log_stderr, reporting_evaluator, write_report
-    from nas.run_folder import environment
+    from nas.run_folder import command_line, environment
 
     base = searchspace.Genotype.from_yaml(Path(summary["best"]["base_genotype"]))
     limits = cfg.base_limits
@@ -468,9 +468,10 @@ def _proxy_comparison(cfg: SearchConfig, ev, summary: dict) -> None:
     log_stderr(f"comparing the winner with {len(entries) - 1} baseline(s) at the base budget "
                f"by {ev.recipe.name}")
     ev = reporting_evaluator(ev.recipe, cfg.data, ev.device)  # images no trial was scored on
+    start = time.perf_counter()
     rows = compare(entries, ev, 1, folder, log=log_stderr)
-    write_report(rows, ev.recipe, cfg.data, 1, 0.0, folder, environment(),
-                 f"(part of nas search --budget {cfg.budget})")
+    write_report(rows, ev.recipe, cfg.data, 1, time.perf_counter() - start, folder,
+                 environment(), f"(part of {command_line(cfg)})")
     lines = ["## Against hand-designed networks at the same cost (proxy level)", "",
              f"Each baseline compound-scaled to the base budget (or as is, when it fits), "
              f"trained by `{ev.recipe.name}` like every trial, scored on the "

@@ -1,7 +1,7 @@
 """searched-scaled: a standalone PyTorch model exported by nas.
 
 Multiply-adds: 594,881,938 (594.88M) at 56x56; parameters: 1,251,946.
-Found by: evolution search over the cells space, 11 scored trials by proxy-cpu (best 42.67%
+Found by: evolution search over the cells space, 11 scored trials by proxy-cpu (best 43.40%
 validation accuracy at 27.8M), compound-scaled to 600M-madds.
 Genotype key: 5f819e644c81f302. Needs only torch.
 
