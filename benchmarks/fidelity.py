@@ -97,8 +97,8 @@ def trained(cells: list, args: argparse.Namespace) -> dict:
             args.out.mkdir(parents=True, exist_ok=True)
             (args.out / f"partial-{_tag(args)}.json").write_text(json.dumps(
                 {"truth": truth, "score": scores, "seconds": seconds, "params": params,
-                 "madds": madds, "failed": failed, "recipe": vars(ev.recipe), "environment": _environment(),
-                 "cells": [c[0] for c in cells[:k]]}))
+                 "madds": madds, "failed": failed, "recipe": vars(ev.recipe),
+                 "environment": _environment(), "cells": [c[0] for c in cells[:k]]}))
     name = _recipe_name(args.profile, args.set)
     per_cell = {"truth": truth, "score": scores, "seconds": seconds, "params": params,
                 "madds": madds}

@@ -35,7 +35,7 @@ from types import SimpleNamespace
 import optuna
 
 from bench_tables import TABLE_DIRS, population
-from evaluators.zero_cost import kendall_tau
+from evaluators.zero_cost import kendall_tau, vote
 from nas.budget import parse_budget
 from nas.report_table import table
 from nas.run_folder import command_line
@@ -127,10 +127,9 @@ def _trained(study: optuna.Study) -> dict[str, tuple[float, int, int]]:
 def _by_vote(archs: list[str], trained: dict) -> str:
     """The trained network of best summed rank of its proxy score and its multiply-adds
     (ties: the better proxy score)."""
-    def ranks(i: int) -> dict[str, int]:
-        return {a: r for r, a in enumerate(sorted(archs, key=lambda a: trained[a][i]))}
-    proxy, madds = ranks(0), ranks(2)
-    return max(archs, key=lambda a: (proxy[a] + madds[a], trained[a][0]))
+    votes = vote([{"proxy": trained[a][0], "madds": trained[a][2]} for a in archs],
+                 ["proxy", "madds"])
+    return max(zip(archs, votes), key=lambda av: (av[1], trained[av[0]][0]))[0]
 
 
 def _most(inside: list, field: int) -> dict:
@@ -161,14 +160,14 @@ def render(judged: list[dict]) -> str:
     rows = []
     for j in judged:
         b = j["best_inside"]["mean"]
+        picks = [j["named"]["mean"], j["oracle_of_trained"],
+                 *(j[f"{x}_of_trained"]["mean"] for x in ("params", "madds", "vote")),
+                 j["random_of_trained"]]
         screen = f", screen {j['screen']} by {j['screen_by']}" if j["screen"] > 1 else ""
-        rows.append([f"{j['strategy']} seed {j['seed']}{screen}", j["budget"], f"{j['trained']} in {j['minutes']} min",
+        rows.append([f"{j['strategy']} seed {j['seed']}{screen}", j["budget"],
+                     f"{j['trained']} in {j['minutes']} min",
                      f"`{j['named']['arch']}` {100 * j['named']['proxy']:.1f}%",
-                     f"{j['named']['mean']:.2f} ({b - j['named']['mean']:.2f})",
-                     f"{j['oracle_of_trained']:.2f} ({b - j['oracle_of_trained']:.2f})",
-                     *(f"{j[f'{x}_of_trained']['mean']:.2f} "
-                       f"({b - j[f'{x}_of_trained']['mean']:.2f})" for x in ("params", "madds", "vote")),
-                     f"{j['random_of_trained']:.2f} ({b - j['random_of_trained']:.2f})",
+                     *(f"{v:.2f} ({b - v:.2f})" for v in picks),
                      f"{j['tau_proxy']:.2f} / {j['tau_params']:.2f} / {j['tau_madds']:.2f}"])
     head = ["run", "budget", "networks trained", "named (proxy score)", "named: table mean "
             "(regret)", "best trained", "most params of trained", "most madds of trained",
