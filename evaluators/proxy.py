@@ -122,11 +122,12 @@ class ProxyEvaluator:
                           result.seconds, result.images_per_s, result.epochs, result.device)
 
     def train(self, g: searchspace.Genotype, seed: int = 0, recipe: Recipe | None = None,
-              guard: bool = False) -> TrainResult:
+              guard: bool = False, state: Path | None = None) -> TrainResult:
         """Train and score ``g`` (no budget check); raises Diverged or OutOfMemoryError.
 
         The recipe's time limit applies only with ``guard`` (a search's candidates: TooSlow);
         a network a user asked for (`nas train`, `nas compare`) always trains to the end.
+        ``state``: a file that makes the training resumable (``evaluators.train.train``).
         """
         recipe = recipe or self.recipe
         if not guard:
@@ -135,7 +136,7 @@ class ProxyEvaluator:
         torch.manual_seed(seed)  # the seed sets the initial weights too
         model = searchspace.build(target)
         return train(model, self.split, recipe, target.resolution, self.device, seed,
-                     self.progress)
+                     self.progress, state=state)
 
     def _train(self, g: searchspace.Genotype, seed: int) -> tuple[TrainResult | None, str]:
         self.split  # noqa: B018 - load the data before the clock starts

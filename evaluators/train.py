@@ -10,18 +10,21 @@ graph (small networks are bound by kernel launches: 2.5x on resnet20, results/gp
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from evaluators.augment import random_crop_flip, to_input
+from evaluators.checkpoint import Keeper, Paused, Position, deferred_signals, identity, load_state
 from evaluators.data import MEAN, STD, Split
 from evaluators.recipe import Recipe
 
@@ -113,14 +116,14 @@ class WeightAverage:
         avg, src = self.module.state_dict(), model.state_dict()
         self._float = [(avg[k], v) for k, v in src.items() if v.is_floating_point()]
         self._other = [(avg[k], v) for k, v in src.items() if not v.is_floating_point()]
-        self._started = False
+        self.started = False
 
     @torch.no_grad()
     def update(self) -> None:
         """Fold the model's current state in (the first call copies it)."""
-        if not self._started:  # like AveragedModel: the average starts at the first update
+        if not self.started:  # like AveragedModel: the average starts at the first update
             torch._foreach_copy_(*zip(*self._float))
-            self._started = True
+            self.started = True
         else:
             torch._foreach_lerp_(*zip(*self._float), self.weight)
         if self._other:  # BN's batch counters: integers, copied
@@ -139,17 +142,18 @@ class _Step:
         self.model, self.opt, self.loss_fn, self.ema = model, opt, loss_fn, ema
         self.device = device
         self.graph_wanted = graph
+        self.calls = 0
         self.graph: torch.cuda.CUDAGraph | None = None
         self.side: torch.cuda.Stream | None = None  # the warm-up steps' stream
         # the graph's static input and output tensors
         self.x = self.y = self.out = self.loss = torch.empty(0)
 
-    def __call__(self, step: int, xb: torch.Tensor, yb: torch.Tensor
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits, loss) of the step on (xb, yb)."""
+        self.calls += 1
         if not self.graph_wanted:
             return self._eager(xb, yb)
-        if step < WARM_STEPS:
+        if self.calls <= WARM_STEPS:  # counted from this process's start: a resume warms up
             self.side = self.side or torch.cuda.Stream(self.device)
             self.side.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(self.side):
@@ -222,7 +226,7 @@ def _to_device(split: Split, device: torch.device) -> tuple[torch.Tensor, ...]:
 
 def train(model: nn.Module, split: Split, recipe: Recipe, resolution: int, device: torch.device,
           seed: int = 0, progress: Callable[[EpochLog], None] | None = None,
-          graphs: bool | None = None) -> TrainResult:
+          graphs: bool | None = None, state: Path | None = None) -> TrainResult:
     """Train ``model`` on ``split`` by ``recipe`` and score it on the split's eval images.
 
     The score depends only on the model's initial weights, ``split``, ``recipe`` and ``seed``:
@@ -230,22 +234,37 @@ def train(model: nn.Module, split: Split, recipe: Recipe, resolution: int, devic
     a run whose measured pace would overrun it raises TooSlow (early, so little time is lost).
     Raises Diverged when the loss stops being finite. ``graphs``: replay each step from a CUDA
     graph (default and only possible on CUDA, with a torch that has fused SGD).
+
+    ``state`` makes the run resumable: its whole state is saved there at every epoch's end,
+    and on SIGINT or SIGTERM after the step in flight, which then raises Paused. A run given
+    an existing state continues from it, to the very numbers of a run never stopped (on the
+    CPU; CUDA kernels are not all deterministic); one of another training raises
+    CheckpointError. The caller deletes the file once it has kept the result.
     """
     torch.manual_seed(seed)
     cuda = device.type == "cuda"
+    saved, ident = None, None
+    if state is not None:
+        ident = identity(model, recipe, (split.train_x, split.train_y, split.eval_x,
+                                         split.eval_y), resolution, seed)
+        saved = load_state(state, ident)
     x, y, ex, ey = _to_device(split, device)
     model = model.to(device, memory_format=torch.channels_last)
     benchmark = torch.backends.cudnn.benchmark
     torch.backends.cudnn.benchmark = cuda  # shapes are fixed for the whole run
+    keeper = Keeper(state, ident, saved) if state is not None else None
     try:
-        return _train(model, x, y, ex, ey, recipe, resolution, device, seed, progress, graphs)
+        with deferred_signals() if keeper else contextlib.nullcontext([]) as pending:
+            return _train(model, x, y, ex, ey, recipe, resolution, device, seed, progress,
+                          graphs, keeper, pending)
     finally:
         torch.backends.cudnn.benchmark = benchmark
 
 
 def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ex: torch.Tensor,
            ey: torch.Tensor, recipe: Recipe, resolution: int, device: torch.device, seed: int,
-           progress: Callable[[EpochLog], None] | None, graphs: bool | None) -> TrainResult:
+           progress: Callable[[EpochLog], None] | None, graphs: bool | None,
+           keeper: Keeper | None, pending: list[int]) -> TrainResult:
     cuda = device.type == "cuda"
     mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
     std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
@@ -259,64 +278,82 @@ def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ex: torch.Tensor,
     # a graph needs the learning rate in a device tensor (fused SGD)
     graph = cuda and lr is not None and graphs is not False
     run_step = _Step(model, opt, loss_fn, ema, device, graph)
-    pace_from = WARM_STEPS + 1 if graph else 1  # the guard's pace starts after one-off costs
     gen = torch.Generator(device=device).manual_seed(seed)
-    history: list[EpochLog] = []
-    start = time.perf_counter()
-    step, seen, first = 0, 0, start
+    pos = Position()
+    if keeper is not None:
+        keeper.restore(model, opt, lr, ema, gen, pos, EpochLog)
+    pace_from = pos.step + (WARM_STEPS + 1 if graph else 1)  # one-off costs set no pace
+    start = time.perf_counter() - pos.elapsed
+    first = start
     epochs = math.ceil(total / steps_per_epoch)
     model.train()
-    for epoch in range(epochs):
-        order = torch.randperm(len(y), device=device, generator=gen)
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device)
-        count = 0
-        for i in range(steps_per_epoch):
-            if step >= total:
+    for epoch in range(pos.epoch, epochs):
+        if pos.order is None:
+            pos.order = torch.randperm(len(y), device=device, generator=gen)
+            pos.loss_sum = torch.zeros((), device=device)
+            pos.correct = torch.zeros((), device=device)
+            pos.count = 0
+        for i in range(pos.index, steps_per_epoch):
+            if pos.step >= total:
                 break
-            if recipe.time_limit and step == pace_from:
+            if pending:  # a signal came: stop here, between two whole steps
+                keeper.save(model, opt, ema, gen, pos, time.perf_counter() - start)
+                raise Paused(pending[0], keeper.path, pos.step, total)
+            if recipe.time_limit and pos.step == pace_from:
                 if cuda:
                     torch.cuda.synchronize()
                 first = time.perf_counter()
-            elif recipe.time_limit and step > pace_from and step % CHECK_EVERY == 0:
+            elif recipe.time_limit and pos.step > pace_from and pos.step % CHECK_EVERY == 0:
                 if cuda:
                     torch.cuda.synchronize()  # the host may run ahead of the graph replays
-                _guard(start, first, step - pace_from, total - step, bs, recipe.time_limit)
-            idx = order[i * bs:(i + 1) * bs]
+                _guard(start, first, pos.step - pace_from, total - pos.step, bs,
+                       recipe.time_limit)
+            idx = pos.order[i * bs:(i + 1) * bs]
             xb = random_crop_flip(x[idx], recipe.crop_pad, recipe.flip, gen)
             xb = to_input(xb, mean, std, resolution, True)
             yb = y[idx]
             if lr is not None:
-                lr.fill_(recipe.lr * factor(step))
+                lr.fill_(recipe.lr * factor(pos.step))
             else:
                 for group in opt.param_groups:
-                    group["lr"] = recipe.lr * factor(step)
-            out, loss = run_step(step, xb, yb)
-            loss_sum += loss * len(yb)
-            correct += (out.argmax(1) == yb).sum()
-            count += len(yb)
-            step += 1
-            if step % FINITE_EVERY == 0 and not math.isfinite(float(loss_sum)):
-                raise Diverged(f"loss became {float(loss_sum / count)} by step {step} "
-                               f"(epoch {epoch + 1})")
-        seen += count
-        mean_loss = float(loss_sum) / max(1, count)
-        if not math.isfinite(mean_loss):
-            raise Diverged(f"loss became {mean_loss} in epoch {epoch + 1}")
-        elapsed = time.perf_counter() - start
-        log = EpochLog(epoch + 1, epochs, mean_loss, float(correct) / max(1, count),
-                       seen / elapsed, elapsed, elapsed / step * (total - step))
-        history.append(log)
-        if progress is not None:
-            progress(log)
+                    group["lr"] = recipe.lr * factor(pos.step)
+            out, loss = run_step(xb, yb)
+            pos.loss_sum += loss * len(yb)
+            pos.correct += (out.argmax(1) == yb).sum()
+            pos.count += len(yb)
+            pos.step, pos.index = pos.step + 1, i + 1
+            if pos.step % FINITE_EVERY == 0 and not math.isfinite(float(pos.loss_sum)):
+                raise Diverged(f"loss became {float(pos.loss_sum / pos.count)} by step "
+                               f"{pos.step} (epoch {epoch + 1})")
+        _end_epoch(pos, epoch, epochs, total, start, progress)
+        if keeper is not None:
+            keeper.save(model, opt, ema, gen, pos, time.perf_counter() - start)
     if cuda:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     run_step.release()
     final = ema.module if ema is not None else model
     acc = evaluate(final, ex, ey, mean, std, resolution, recipe.eval_batch_size, recipe.tta_flip)
+    history = pos.history
     return TrainResult(acc, history[-1].loss if history else float("nan"), seconds,
-                       seen / seconds, step / steps_per_epoch, str(device), history, final)
+                       pos.seen / seconds, pos.step / steps_per_epoch, str(device), history,
+                       final)
+
+
+def _end_epoch(pos: Position, epoch: int, epochs: int, total: int, start: float,
+               progress: Callable[[EpochLog], None] | None) -> None:
+    """Log the finished epoch and move ``pos`` to the next one."""
+    pos.seen += pos.count
+    mean_loss = float(pos.loss_sum) / max(1, pos.count)
+    if not math.isfinite(mean_loss):
+        raise Diverged(f"loss became {mean_loss} in epoch {epoch + 1}")
+    elapsed = time.perf_counter() - start
+    log = EpochLog(epoch + 1, epochs, mean_loss, float(pos.correct) / max(1, pos.count),
+                   pos.seen / elapsed, elapsed, elapsed / pos.step * (total - pos.step))
+    pos.history.append(log)
+    pos.epoch, pos.index, pos.order = epoch + 1, 0, None
+    if progress is not None:
+        progress(log)
 
 
 def _guard(start: float, first: float, paced: int, left: int, batch: int, limit: float

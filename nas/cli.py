@@ -60,12 +60,13 @@ _COMMAND_MODULES = ("nas.search_cmd", "nas.worker_cmd", "nas.train_cmd", "nas.sc
 
 def _known_errors() -> tuple[type[BaseException], ...]:
     """Errors whose message is already the one line a user needs."""
+    from evaluators.checkpoint import CheckpointError
     from evaluators.data import DataError
     from evaluators.recipe import RecipeError
     from evaluators.train import Diverged
     from searchspace import GenotypeError, SpaceError
 
-    return (DataError, RecipeError, GenotypeError, SpaceError, Diverged)
+    return (DataError, RecipeError, GenotypeError, SpaceError, Diverged, CheckpointError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,8 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"nas: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
-        print(f"nas: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        signum = getattr(exc, "signum", signal.SIGINT)  # Interrupted, or a training's Paused
+        saved = f": {exc}" if not isinstance(exc, Interrupted) and str(exc) else ""
+        print(f"nas: interrupted ({signal.Signals(signum).name}){saved}", file=sys.stderr)
         return 128 + signum
     except BrokenPipeError:
         _settle_stdout()

@@ -2,8 +2,9 @@
 
 Every network is trained by one recipe on the same data, split and seeds. Each (genotype key,
 recipe, seed, data) result is cached in the output folder, so a rerun retrains nothing and
-an interrupted comparison resumes where it stopped; a profile whose fields changed under the
-same name trains again.
+an interrupted comparison resumes where it stopped, the training in flight from its last
+step (its state beside the cache entry); a profile whose fields changed under the same name
+trains again.
 """
 
 from __future__ import annotations
@@ -89,12 +90,16 @@ def _train_cached(ev: ProxyEvaluator, g: searchspace.Genotype, seed: int, folder
     cached = _read_cache(path)
     if cached is not None:
         return cached
-    result = ev.train(g, seed)
+    state = path.with_suffix(".state")  # the training in flight, resumed by a rerun
+    result = ev.train(g, seed, state=state)
     record = {"accuracy": result.accuracy, "seconds": result.seconds,
               "images_per_s": result.images_per_s, "device": result.device,
               "split": ev.recipe.split}
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record))
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record))
+    tmp.replace(path)  # whole or not at all, then the state goes
+    state.unlink(missing_ok=True)
     return record
 
 
@@ -160,7 +165,10 @@ def compare(entries: list[Entry], ev: ProxyEvaluator, seeds: int, folder: Path,
     for e in entries:
         records = []
         for seed in range(seeds):
-            cached = _cache_path(folder, e.genotype, ev, seed, data_key).is_file()
+            path = _cache_path(folder, e.genotype, ev, seed, data_key)
+            cached = path.is_file()
+            if not cached and path.with_suffix(".state").is_file():
+                log(f"resuming {e.name} seed {seed} from {path.with_suffix('.state')}")
             start = time.perf_counter()
             records.append(_train_cached(ev, e.genotype, seed, folder, data_key))
             done += 1

@@ -10,8 +10,9 @@ from pathlib import Path
 import torch
 
 import searchspace
+from evaluators.data import cache_dir, fingerprint
 from evaluators.proxy import ProxyEvaluator
-from evaluators.recipe import check_device, load_profile, profile_names
+from evaluators.recipe import Recipe, check_device, load_profile, profile_names
 from evaluators.train import EpochLog
 from nas import flags
 from nas.errors import UserError
@@ -41,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--device", type=flags.device,
                    help="cpu or cuda (default: the profile's, else CUDA if present)")
     s.add_argument("-o", "--output", help="write a checkpoint (state_dict and genotype) here")
+    s.add_argument("--state", help="where the training keeps its state, so that the same "
+                                   "command resumes it after SIGINT, SIGTERM or a crash "
+                                   "(default: OUTPUT.state with -o, else in the cache folder)")
     s.add_argument("--json", action="store_true", help="print one final JSON line")
     s.set_defaults(run=_run)
 
@@ -59,9 +63,24 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, g: searchspace.Gen
     torch.save({"state_dict": state, "genotype": g.to_yaml(), "info": info}, path)
 
 
+def _state_path(args: argparse.Namespace, g: searchspace.Genotype, recipe: Recipe,
+                ev: ProxyEvaluator) -> Path:
+    """--state, else beside -o, else in the cache folder under what the numbers depend on."""
+    from nas.compare import recipe_key  # what of a recipe changes a result, as a short key
+
+    if args.state:
+        return Path(args.state)
+    if args.output:
+        return Path(f"{args.output}.state")
+    name = f"{g.key()}-{recipe.name}-{recipe_key(recipe)}-{ev.split.eval_name}-s{args.seed}-"
+    return cache_dir() / "train" / f"{name}{fingerprint(args.data)}.state"
+
+
 def _run(args: argparse.Namespace) -> None:
     if args.output:
         check_writable(args.output)
+    if args.state:
+        check_writable(args.state)
     g = resolve_genotype(args.genotype)
     recipe = load_profile(args.profile or default_profile())
     if args.epochs is not None:
@@ -77,7 +96,10 @@ def _run(args: argparse.Namespace) -> None:
           f"{c.params:,} parameters) by {recipe.name} on {ev.device}"
           + (f", as a reduced copy: {recipe.reduction()}" if recipe.reduction() else ""),
           file=sys.stderr)
-    result = ev.train(g, args.seed)
+    state = _state_path(args, g, recipe, ev)
+    if state.is_file():
+        print(f"resuming the training saved in {state}", file=sys.stderr)
+    result = ev.train(g, args.seed, state=state)
     key = "val_accuracy" if recipe.split == "search" else "test_accuracy"
     info = {key: result.accuracy, "madds": c.madds, "params": c.params,
             "seconds": round(result.seconds, 2), "epochs": round(result.epochs, 3),
@@ -85,6 +107,7 @@ def _run(args: argparse.Namespace) -> None:
             "profile": recipe.name, "seed": args.seed, "name": g.name}
     if args.output:
         save_checkpoint(args.output, result.model, ev.trained_genotype(g), info)
+    state.unlink(missing_ok=True)  # the result is kept: a rerun trains again
     where = "validation" if recipe.split == "search" else "test"
     print(f"{where} accuracy {100 * result.accuracy:.2f}% after {result.seconds:.1f}s "
           f"({result.images_per_s:,.0f} img/s)" +
