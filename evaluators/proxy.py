@@ -18,7 +18,7 @@ from evaluators.data import Split, load_final, load_search
 from evaluators.recipe import Recipe
 from evaluators.train import Diverged, EpochLog, TooSlow, TrainResult, pick_device, train
 
-__all__ = ["Evaluation", "ProxyEvaluator", "subset", "held_out"]
+__all__ = ["Evaluation", "ProxyEvaluator", "subset", "eval_subset", "held_out"]
 
 SUBSET_SEED = 0  # which training images a recipe's train_subset picks: fixed, not per trial
 
@@ -70,6 +70,9 @@ class ProxyEvaluator:
         self.device = pick_device(device or recipe.device or None)
         self.progress = progress
         self._split: Split | None = None
+        # where candidates keep their training state, so that a trial stopped by a signal
+        # resumes when it is tried again (the search sets it to its run folder's states/)
+        self.states: Path | None = None
 
     @property
     def split(self) -> Split:
@@ -82,7 +85,8 @@ class ProxyEvaluator:
                                  self.recipe.holdout, self.reporting)
             else:
                 split = load_final(self.data)
-            self._split = subset(split, self.recipe.train_subset)
+            self._split = eval_subset(subset(split, self.recipe.train_subset),
+                                      self.recipe.eval_subset)
         return self._split
 
     @property
@@ -139,13 +143,24 @@ class ProxyEvaluator:
                      self.progress, state=state)
 
     def _train(self, g: searchspace.Genotype, seed: int) -> tuple[TrainResult | None, str]:
+        """(result, "") or (what was measured, why it failed). A Paused training (a signal)
+        keeps its state for the retry; any other end removes it."""
         self.split  # noqa: B018 - load the data before the clock starts
+        out = self._attempts(g, seed)
+        if self.states is not None:
+            for path in self.states.glob(f"{g.key()}-s{seed}-b*.state"):
+                path.unlink(missing_ok=True)
+        return out
+
+    def _attempts(self, g: searchspace.Genotype, seed: int) -> tuple[TrainResult | None, str]:
         recipe = self.recipe
         for attempt in range(2):
             start = time.perf_counter()
             result = None
+            state = None if self.states is None else \
+                self.states / f"{g.key()}-s{seed}-b{recipe.batch_size}.state"
             try:
-                result = self.train(g, seed, recipe, guard=True)
+                result = self.train(g, seed, recipe, guard=True, state=state)
             except Diverged as exc:
                 return None, f"diverged: {exc}"
             except TooSlow as exc:
@@ -175,6 +190,14 @@ def subset(split: Split, n: int) -> Split:
         return split
     pick = np.sort(np.random.default_rng(SUBSET_SEED).permutation(len(split.train_y))[:n])
     return dataclasses.replace(split, train_x=split.train_x[pick], train_y=split.train_y[pick])
+
+
+def eval_subset(split: Split, n: int) -> Split:
+    """``split`` scored on ``n`` of its eval images (0: all), the same ones every time."""
+    if not n or n >= len(split.eval_y):
+        return split
+    pick = np.sort(np.random.default_rng(SUBSET_SEED).permutation(len(split.eval_y))[:n])
+    return dataclasses.replace(split, eval_x=split.eval_x[pick], eval_y=split.eval_y[pick])
 
 
 def held_out(split: Split, fraction: float, reporting: bool) -> Split:

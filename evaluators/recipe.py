@@ -42,6 +42,7 @@ class Recipe:
     crop_pad: int = 4  # random-crop padding in pixels (0 = no crop)
     flip: bool = True  # random horizontal flips
     train_subset: int = 0  # train on this many images of the training split; 0 = all
+    eval_subset: int = 0  # score on this many of the eval images (smoke checks only); 0 = all
     val_size: int = 5000  # validation images held out of the training images (search split)
     holdout: float = 0.4  # fraction of those kept from the search, for proxy-level reports
     width_mult: float = 1.0  # channels x this during the proxy (search profiles only)
@@ -87,6 +88,7 @@ _RANGES: dict[str, tuple] = {
     "ema": (0, 1, True, False),
     "crop_pad": (0, 64, True, True),
     "train_subset": (0, 10**9, True, True),
+    "eval_subset": (0, 10**9, True, True),
     "val_size": (1, 10**9, True, True),
     "holdout": (0, 1, True, False),  # a fraction of the validation images
     "width_mult": (0, 64, False, True),

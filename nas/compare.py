@@ -155,8 +155,11 @@ def pareto(rows: list[Row]) -> None:
 
 
 def compare(entries: list[Entry], ev: ProxyEvaluator, seeds: int, folder: Path,
-            log=print) -> list[Row]:
-    """Train every entry ``seeds`` times (cached) and measure it; rows sorted by cost."""
+            log=print, train: bool = True, missing: list[str] | None = None) -> list[Row]:
+    """Train every entry ``seeds`` times (cached) and measure it; rows sorted by cost.
+
+    Without ``train``, only what the cache holds: a network none of whose seeds has been
+    trained gets no row, and each training not done yet is named in ``missing``."""
     folder.mkdir(parents=True, exist_ok=True)
     data_key = fingerprint(ev.data)
     rows = []
@@ -167,23 +170,32 @@ def compare(entries: list[Entry], ev: ProxyEvaluator, seeds: int, folder: Path,
         for seed in range(seeds):
             path = _cache_path(folder, e.genotype, ev, seed, data_key)
             cached = path.is_file()
+            done += 1
+            if not cached and not train:
+                if missing is not None:
+                    missing.append(f"{e.name} seed {seed}")
+                continue
             if not cached and path.with_suffix(".state").is_file():
                 log(f"resuming {e.name} seed {seed} from {path.with_suffix('.state')}")
             start = time.perf_counter()
             records.append(_train_cached(ev, e.genotype, seed, folder, data_key))
-            done += 1
             note = "cached" if cached else f"{time.perf_counter() - start:.0f}s"
             log(f"[{done}/{total}] {e.name} seed {seed}: "
                 f"{100 * records[-1]['accuracy']:.2f}% ({note})")
-        c = searchspace.cost(e.genotype)
-        accs = [r["accuracy"] for r in records]
-        rows.append(Row(e.name, e.discovered, c.madds, c.params, e.genotype.resolution,
-                        statistics.mean(accs), statistics.stdev(accs) if len(accs) > 1 else 0.0,
-                        seeds, statistics.mean(r["seconds"] for r in records),
-                        _latencies(e.genotype, folder), key=e.genotype.key()))
+        if records:
+            rows.append(_row(e, records, folder))
     rows.sort(key=lambda r: r.madds)
     pareto(rows)
     return rows
+
+
+def _row(e: Entry, records: list[dict[str, Any]], folder: Path) -> Row:
+    c = searchspace.cost(e.genotype)
+    accs = [r["accuracy"] for r in records]
+    return Row(e.name, e.discovered, c.madds, c.params, e.genotype.resolution,
+               statistics.mean(accs), statistics.stdev(accs) if len(accs) > 1 else 0.0,
+               len(records), statistics.mean(r["seconds"] for r in records),
+               _latencies(e.genotype, folder), key=e.genotype.key())
 
 
 def _plot(rows: list[Row], x: str, path: Path, xlabel: str, ylabel: str, title: str) -> None:
@@ -222,8 +234,10 @@ def _plot(rows: list[Row], x: str, path: Path, xlabel: str, ylabel: str, title: 
 
 
 def write_report(rows: list[Row], recipe: Recipe, data: str | None, seeds: int,
-                 wall: float, folder: Path, environment: str, command: str) -> dict:
-    """report.md, pareto.png, params.png and results.json in ``folder``."""
+                 wall: float, folder: Path, environment: str, command: str,
+                 missing: list[str] | None = None) -> dict:
+    """report.md, pareto.png, params.png and results.json in ``folder``; ``missing`` names the
+    trainings not done yet (a report written from the cache)."""
     metric = ("test" if recipe.split == "final" else
               "held-out validation" if recipe.holdout else "validation")
     ylabel = f"{metric} accuracy (%)"
@@ -233,7 +247,8 @@ def write_report(rows: list[Row], recipe: Recipe, data: str | None, seeds: int,
     _plot(rows, "params", folder / "params.png", "parameters (millions, log scale)", ylabel,
           f"Accuracy against parameters ({recipe.name}, {kind} recipe)")
     results = {"recipe": asdict(recipe), "data": data, "seeds": seeds, "wall_s": round(wall, 1),
-               "environment": environment, "rows": [asdict(r) for r in rows]}
+               "environment": environment, "rows": [asdict(r) for r in rows],
+               "missing": missing or []}
     (folder / "results.json").write_text(json.dumps(results, indent=2))
     lat = sorted({k for r in rows for k in r.latency_ms})
     head = ("| | network | multiply-adds | parameters | res | " + f"{metric} acc (%) | " +
@@ -247,6 +262,7 @@ def write_report(rows: list[Row], recipe: Recipe, data: str | None, seeds: int,
         + f", batch {recipe.batch_size}, lr {recipe.lr}"
         + (f"; trained as a reduced copy: {recipe.reduction()}" if recipe.reduction() else "")
         + f"); accuracy on the {metric} images"
+        + (f" ({recipe.eval_subset:,} of them: a smoke check)" if recipe.eval_subset else "")
         + ("" if recipe.split == "final" else
            f" (the {100 * recipe.holdout:.0f}% of the validation images no search chooses "
            "by) - a short proxy run, "
@@ -259,14 +275,17 @@ def write_report(rows: list[Row], recipe: Recipe, data: str | None, seeds: int,
         "Rows sorted by multiply-adds; **P** marks the Pareto-optimal rows (no other row is "
         "both cheaper and more accurate); discovered networks are in bold.",
         "",
+        *([f"**Not trained yet** ({len(missing)}): {', '.join(missing)}.", ""] if missing else []),
         head,
         "|" + "---|" * (6 + len(lat)) + "---|",
     ]
     for r in rows:
         name = f"**{r.name}**" if r.discovered else r.name
+        spread = f"+- {100 * r.accuracy_std:.2f}" if r.seeds == seeds else \
+            f"({r.seeds} of {seeds} seeds)"
         lines.append(
             f"| {'P' if r.pareto else ''} | {name} | {human(r.madds)} | {r.params:,} | "
-            f"{r.resolution} | {100 * r.accuracy:.2f} +- {100 * r.accuracy_std:.2f} | "
+            f"{r.resolution} | {100 * r.accuracy:.2f} {spread} | "
             f"{r.seconds:.1f} | " + " | ".join(f"{r.latency_ms.get(k, 0):.2f}" for k in lat)
             + " |")
     lines += ["", "![accuracy against multiply-adds](pareto.png)", "",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import searchspace
 from evaluators.recipe import check_device, load_profile
+from evaluators.train import EpochLog
 from nas.budget import parse_budget
 from nas.compare import (
     DEFAULT_BASELINES,
@@ -44,8 +45,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--budget", help="also compare every baseline compound-scaled to this")
     s.add_argument("--data", help="CIFAR-10 source")
     s.add_argument("-o", "--output", default="compare", help="output folder (default: compare)")
+    s.add_argument("--report-only", action="store_true",
+                   help="train nothing: write the report from the trainings already done "
+                        "(the output folder's cache) and name the missing ones")
     s.add_argument("--json", action="store_true", help="print one final JSON line")
     s.set_defaults(run=_run)
+
+
+def _every(seconds: float):
+    """A progress callback: an epoch line at most every ``seconds`` (a long training is not
+    silent, a short one not chatty)."""
+    last = [0.0]
+
+    def show(log: EpochLog) -> None:
+        if log.epoch == log.epochs or time.monotonic() - last[0] >= seconds:
+            last[0] = time.monotonic()
+            log_stderr(f"  epoch {log.epoch}/{log.epochs}  loss {log.loss:.3f}  "
+                       f"{log.images_per_s:,.0f} img/s  ~{log.eta:.0f}s left")
+    return show
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -75,14 +92,22 @@ def _run(args: argparse.Namespace) -> None:
                           args.budget or "")
     _ = ev.split  # a data error comes alone, before the progress lines
     log_stderr(f"comparing {len(entries)} networks x {args.seeds} seed(s) by {recipe.name} "
-               f"on {ev.device}; results cached in {args.output}/cache")
-    rows = compare(entries, ev, args.seeds, Path(args.output), log=log_stderr)
+               f"on {ev.device}; results cached in {args.output}/cache"
+               + ("; training nothing (--report-only)" if args.report_only else ""))
+    ev.progress = _every(30.0)
+    missing: list[str] = []
+    rows = compare(entries, ev, args.seeds, Path(args.output), log=log_stderr,
+                   train=not args.report_only, missing=missing)
+    if not rows:
+        raise UserError(f"nothing trained yet in {args.output}: {len(missing)} training(s) "
+                        "missing; run without --report-only")
     command = "nas compare " + " ".join(shlex.quote(a) for a in sys.argv[2:])
     write_report(rows, recipe, args.data, args.seeds, time.time() - start, Path(args.output),
-                 environment(), command)
+                 environment(), command, missing)
     best = max(rows, key=lambda r: r.accuracy)
     log_stderr(f"wrote {args.output}/report.md, pareto.png, params.png, results.json; "
-               f"most accurate: {best.name} ({100 * best.accuracy:.2f}%)")
+               f"most accurate: {best.name} ({100 * best.accuracy:.2f}%)"
+               + (f"; {len(missing)} training(s) not done yet" if missing else ""))
     if args.json:
         keep = ("name", "madds", "params", "accuracy", "accuracy_std", "seconds", "latency_ms",
                 "pareto", "discovered", "resolution")

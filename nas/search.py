@@ -286,6 +286,8 @@ def run_search(cfg: SearchConfig, resume: bool = False, progress: bool = True) -
                         "cannot continue a run; start a new one")
     ev = check(cfg)
     out = Path(cfg.out)
+    if cfg.workers == 1 and isinstance(ev, evaluators.ProxyEvaluator):
+        ev.states = out / "states"  # a trial stopped by a signal resumes its training
     try:  # only a start that passed its checks makes the folder
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
@@ -322,7 +324,9 @@ def run_search(cfg: SearchConfig, resume: bool = False, progress: bool = True) -
                 cfg.strategy, _log, _stop(cfg).deadline)
     except KeyboardInterrupt as exc:
         _ignore_signals()  # the clean stop below must not be cut short by a second one
-        stopped = exc if isinstance(exc, Interrupted) else Interrupted()
+        # Interrupted, or a candidate's training Paused after saving its state
+        stopped = exc if isinstance(exc, Interrupted) else Interrupted(
+            getattr(exc, "signum", signal.SIGINT))
     finally:
         monitor.stop()
     study = create_study(open_storage(cfg.storage_url()), cfg.study, cfg.strategy)

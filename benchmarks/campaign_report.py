@@ -1,0 +1,214 @@
+"""The campaign's state, its report, and the archive that carries it from one call to the next."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import platform
+import shutil
+import tarfile
+from pathlib import Path
+
+import campaign_plan as plan
+
+__all__ = ["CampaignError", "load_state", "save_state", "log_path", "machine", "last_error",
+           "plan_table", "write", "pack", "unpack", "CARRY_MB"]
+
+CARRY_MB = 90  # a half-finished training's state larger than this is not started late: the
+# archive comes back in at most 8 files of 16 MiB, and the search's folder travels too
+PART_BYTES = 15 * 2**20
+MAX_PARTS = 7  # of the 8 files a call brings back; one is left for anything else
+CALL_MINUTES = 8.0  # a lease's useful call, to count the calls left
+
+
+class CampaignError(Exception):
+    """One line for the user: a bad archive, another campaign's folder, no GPU."""
+
+
+def load_state(out: Path, setup: str) -> dict:
+    """campaign.json in ``out`` (a new state when there is none)."""
+    path = out / "campaign.json"
+    if not path.is_file():
+        return {"setup": setup, "pieces": {}, "calls": []}
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CampaignError(f"{path} is damaged ({exc}); restore it from git") from None
+    if state.get("setup") != setup:
+        raise CampaignError(f"{out} holds the campaign {state.get('setup')!r}, not {setup!r}: "
+                            "choose another --out")
+    return state
+
+
+def save_state(out: Path, state: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / ".campaign.json.tmp"
+    tmp.write_text(json.dumps(state, indent=1))
+    tmp.replace(out / "campaign.json")
+
+
+def log_path(out: Path, piece: str) -> Path:
+    return out / "work" / "logs" / (piece.replace(" ", "-").replace("@", "-at-") + ".log")
+
+
+def machine() -> dict:
+    """The device, the versions: what a reader needs to weigh the times."""
+    import torch
+
+    info = {"python": platform.python_version(), "torch": torch.__version__,
+            "host": f"{platform.machine()}, {__import__('os').cpu_count()} CPU cores"}
+    if torch.cuda.is_available():
+        info |= {"device": torch.cuda.get_device_name(0), "cuda": torch.version.cuda}
+    else:
+        info["device"] = "cpu"
+    try:
+        import optuna
+
+        info["optuna"] = optuna.__version__
+    except ImportError:
+        pass
+    return info
+
+
+def last_error(log: Path) -> str:
+    """The last line of a failed piece's log that says what went wrong."""
+    try:
+        lines = [ln.strip() for ln in log.read_text().splitlines() if ln.strip()]
+    except OSError:
+        return "no log"
+    errors = [ln for ln in lines if "error" in ln.lower()]
+    return (errors or lines or ["no output"])[-1][:300]
+
+
+def _status(p: plan.Piece, info: dict, need: float) -> str:
+    if info.get("done"):
+        return "done"
+    if p.network is not None and need > 60 * CALL_MINUTES and \
+            plan.state_mb(p.network) > CARRY_MB:
+        return (f"blocked: longer than a call and its state ({plan.state_mb(p.network):.0f} "
+                f"MB) too big to carry")
+    if info.get("error"):
+        return f"failed: {info['error']}"
+    return f"started ({info['seconds'] / 60:.1f} min spent)" if info.get("seconds") else "left"
+
+
+def _rows(setup: plan.Setup, pieces: list[plan.Piece], rates: plan.Rates, state: dict
+          ) -> tuple[list[tuple], float]:
+    rows, left = [], 0.0
+    for p in pieces:
+        info = state["pieces"].get(p.name, {})
+        need = max(0.0, plan.predict(setup, p, rates) - info.get("seconds", 0.0))
+        status = _status(p, info, need)
+        if status != "done":
+            left += need
+        mb = f"{plan.state_mb(p.network):.0f}" if p.network is not None else ""
+        rows.append((p.name, status, need / 60, info.get("seconds", 0.0) / 60, mb,
+                     info.get("command") or "nas " + " ".join(p.first)))
+    return rows, left
+
+
+def plan_table(setup: plan.Setup, pieces: list[plan.Piece], rates: plan.Rates,
+               state: dict) -> str:
+    """What is left, in order, with predicted minutes: the text of --plan."""
+    rows, left = _rows(setup, pieces, rates, state)
+    lines = [f"campaign: {setup.name} ({setup.budget}); predictions from "
+             + ", ".join(f"{k} {v / 1e12:.1f} TFLOP/s ({rates.source[k]})"
+                         for k, v in rates.flops.items())
+             + (f", {rates.trial_s:.1f} s a search trial (measured)" if rates.trial_s else ""),
+             f"{'piece':36s} {'status':28s} {'min left':>8s} {'spent':>6s} {'state MB':>8s}"]
+    for name, status, need, spent, mb, _ in rows:
+        lines.append(f"{name:36s} {status[:28]:28s} {need:8.1f} {spent:6.1f} {mb:>8s}")
+    calls = math.ceil(left / 60 / (CALL_MINUTES - 1)) if left else 0
+    lines.append(f"left: {left / 60:.0f} GPU-minutes, about {calls} call(s) of "
+                 f"{CALL_MINUTES:g} minutes" if left else "nothing is left: the campaign is "
+                 "complete")
+    return "\n".join(lines)
+
+
+def write(out: Path, setup: plan.Setup, pieces: list[plan.Piece], rates: plan.Rates,
+          state: dict) -> None:
+    """report.md (status, result, what is missing, pieces, calls) and the run's files."""
+    rows, left = _rows(setup, pieces, rates, state)
+    done = sum(r[1] == "done" for r in rows)
+    work = out / "work"
+    for src, name in ((work / "searched" / "best.yaml", "best.yaml"),
+                      (work / "searched" / "model.py", "model.py"),
+                      (work / "compare" / "pareto.png", "pareto.png")):
+        if src.is_file():
+            shutil.copyfile(src, out / name)
+    status = ("**Complete: every piece is done; nothing is missing.**" if not left else
+              f"**Not complete: {done} of {len(rows)} pieces done; about {left / 60:.0f} "
+              f"GPU-minutes left (see What is missing).**")
+    lines = [f"# CIFAR-10 at {setup.budget}: the searched network against hand-designed ones "
+             f"({setup.name})", "", status, "",
+             "Made by `python benchmarks/campaign.py` in device calls of a few minutes; every "
+             "figure below was measured in those calls, none is predicted, except the minutes "
+             "left.", ""]
+    lines += _result(work)
+    missing = [r for r in rows if r[1] != "done"]
+    if missing:
+        lines += ["## What is missing", "", "| piece | status | GPU-min left (predicted) |",
+                  "|---|---|---:|"]
+        lines += [f"| {r[0]} | {r[1]} | {r[2]:.1f} |" for r in missing] + [""]
+    lines += ["## Pieces", "", "| piece | status | device-min spent | command |",
+              "|---|---|---:|---|"]
+    lines += [f"| {r[0]} | {r[1]} | {r[3]:.1f} | `{r[5]}` |" for r in rows] + [""]
+    lines += ["## Device calls", "", "| started (UTC) | device | host | torch | minutes | ran |",
+              "|---|---|---|---|---:|---|"]
+    for c in state["calls"]:
+        m = c["machine"]
+        lines.append(f"| {c['started']} | {m.get('device')} {m.get('cuda') or ''} | "
+                     f"{m.get('host')} | {m.get('torch')} | {c.get('seconds', 0) / 60:.1f} | "
+                     f"{', '.join(dict.fromkeys(c['ran'])) or '-'} |")
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def _result(work: Path) -> list[str]:
+    """The comparison's table, from `nas compare --report-only`'s report of what is trained."""
+    src = work / "compare" / "report.md"
+    if not src.is_file():
+        return ["## Result", "", "Nothing trained by the final recipe yet.", ""]
+    text = src.read_text().replace("](pareto.png)", "](pareto.png)").replace(
+        "](params.png)", "](work/compare/params.png)")
+    body = text.split("\n", 1)[1] if text.startswith("# ") else text
+    return ["## Result (`nas compare`, from what is trained)", body, ""]
+
+
+def pack(out: Path, dest: Path) -> list[Path]:
+    """``out`` as campaign.tar.gz in ``dest``, in parts of 15 MiB (.00, .01, ...) when larger."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=6) as tar:
+        tar.add(out, arcname=".")
+    data = buf.getvalue()
+    dest.mkdir(parents=True, exist_ok=True)
+    if len(data) <= PART_BYTES:
+        paths = [dest / "campaign.tar.gz"]
+        paths[0].write_bytes(data)
+    else:
+        paths = []
+        for i in range(0, len(data), PART_BYTES):
+            paths.append(dest / f"campaign.tar.gz.{i // PART_BYTES:02d}")
+            paths[-1].write_bytes(data[i:i + PART_BYTES])
+    mb = len(data) / 1e6
+    print(f"campaign: packed {out} into {len(paths)} file(s), {mb:.1f} MB, in {dest}"
+          + (f"; over the {MAX_PARTS} files a call brings back" if len(paths) > MAX_PARTS
+             else ""), flush=True)
+    return paths
+
+
+def unpack(archive: Path, out: Path) -> None:
+    """A packed campaign into ``out`` (its parts joined when ``archive`` is the .00 one)."""
+    parts = [archive]
+    if archive.suffix == ".00":
+        parts = sorted(archive.parent.glob(archive.stem + ".[0-9][0-9]"))
+    if not archive.is_file():
+        raise CampaignError(f"no archive {archive}")
+    data = b"".join(p.read_bytes() for p in parts)
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+            out.mkdir(parents=True, exist_ok=True)
+            tar.extractall(out, filter="data")
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise CampaignError(f"{archive} is not a campaign archive ({exc})") from None
+    print(f"campaign: restored {archive} ({len(parts)} part(s)) into {out}", flush=True)
