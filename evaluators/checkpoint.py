@@ -117,8 +117,10 @@ def load_state(path: Path, ident: dict[str, str]) -> dict[str, Any] | None:
 @contextlib.contextmanager
 def deferred_signals() -> Iterator[list[int]]:
     """Inside the block, SIGINT and SIGTERM are recorded in the yielded list instead of acting;
-    the caller stops at its next safe point. The previous handlers come back after it (a no-op
-    outside the main thread, where signals cannot be handled)."""
+    the caller stops at its next safe point (and clears the list). A signal still pending when
+    the block ends (it came after the last safe point) is delivered again then, to the
+    handlers of before, so it is never lost. A no-op outside the main thread, where signals
+    cannot be handled."""
     pending: list[int] = []
     if threading.current_thread() is not threading.main_thread():
         yield pending
@@ -133,6 +135,8 @@ def deferred_signals() -> Iterator[list[int]]:
     finally:
         for signum, previous in before.items():
             signal.signal(signum, previous)
+        if pending:
+            signal.raise_signal(pending[0])
 
 
 @dataclass

@@ -298,7 +298,9 @@ def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ex: torch.Tensor,
                 break
             if pending:  # a signal came: stop here, between two whole steps
                 keeper.save(model, opt, ema, gen, pos, time.perf_counter() - start)
-                raise Paused(pending[0], keeper.path, pos.step, total)
+                signum = pending[0]
+                pending.clear()  # handled: Paused carries it
+                raise Paused(signum, keeper.path, pos.step, total)
             if recipe.time_limit and pos.step == pace_from:
                 if cuda:
                     torch.cuda.synchronize()

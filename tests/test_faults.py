@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 
 import searchspace
 from evaluators.proxy import ProxyEvaluator
-from evaluators.recipe import Recipe
+from evaluators.recipe import Recipe, load_profile
 from nas.journal import JournalWriteError, repair
 from nas.strategies.synthetic import SyntheticObjective
 from nas.study import (
@@ -288,6 +288,13 @@ def test_sigterm_writes_the_report_and_resume_reaches_the_total(cifar_jpeg, slow
     retry = [t for t in trials if t.user_attrs.get("retry_of") == running.number]
     assert len(retry) == 1 and retry[0].user_attrs["seed"] == stopped.user_attrs["seed"]
     assert json.loads(r.stdout.splitlines()[-1])["trials"]["complete"] == 3
+    # the stopped training resumed from its saved state (if it had reached a step) to the
+    # very score of a training never stopped, and left no state behind
+    assert not list((out / "states").glob("*.state"))
+    g = searchspace.Genotype.from_yaml(retry[0].user_attrs["genotype"])
+    again = ProxyEvaluator(load_profile(slow_profile), data=cifar_jpeg).evaluate(
+        g, retry[0].user_attrs["seed"])
+    assert retry[0].values == [again.accuracy]
 
 
 _PARENT = """
