@@ -50,6 +50,9 @@ class Recipe:
     resolution: int = 0  # input side during the proxy; 0 = the genotype's own
     eval_batch_size: int = 1000
     time_limit: float = 0.0  # a search fails a candidate that would train longer; 0 = none
+    # how the loop runs, not what it computes (benchmarks/gpu_probe.py measures which is faster)
+    channels_last: bool = True  # NHWC weights and activations; false = NCHW
+    compile: bool = False  # torch.compile the model (its set-up time counts in the training's)
     device: str = ""  # "cpu" or "cuda"; empty = CUDA when present
 
     def __post_init__(self) -> None:

@@ -27,6 +27,7 @@ from evaluators.augment import random_crop_flip, to_input
 from evaluators.checkpoint import Keeper, Paused, Position, deferred_signals, identity, load_state
 from evaluators.data import MEAN, STD, Split
 from evaluators.recipe import Recipe
+from evaluators.scoring import evaluate
 
 __all__ = ["train", "evaluate", "TrainResult", "EpochLog", "Diverged", "TooSlow", "pick_device",
            "WeightAverage"]
@@ -249,7 +250,8 @@ def train(model: nn.Module, split: Split, recipe: Recipe, resolution: int, devic
                                          split.eval_y), resolution, seed)
         saved = load_state(state, ident)
     x, y, ex, ey = _to_device(split, device)
-    model = model.to(device, memory_format=torch.channels_last)
+    layout = torch.channels_last if recipe.channels_last else torch.contiguous_format
+    model = model.to(device, memory_format=layout)
     benchmark = torch.backends.cudnn.benchmark
     torch.backends.cudnn.benchmark = cuda  # shapes are fixed for the whole run
     keeper = Keeper(state, ident, saved) if state is not None else None
@@ -277,6 +279,8 @@ def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ex: torch.Tensor,
     loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     # a graph needs the learning rate in a device tensor (fused SGD)
     graph = cuda and lr is not None and graphs is not False
+    if recipe.compile:  # after the average's copy: the average is only scored, eagerly
+        model.compile()
     run_step = _Step(model, opt, loss_fn, ema, device, graph)
     gen = torch.Generator(device=device).manual_seed(seed)
     pos = Position()
@@ -312,7 +316,7 @@ def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ex: torch.Tensor,
                        recipe.time_limit)
             idx = pos.order[i * bs:(i + 1) * bs]
             xb = random_crop_flip(x[idx], recipe.crop_pad, recipe.flip, gen)
-            xb = to_input(xb, mean, std, resolution, True)
+            xb = to_input(xb, mean, std, resolution, recipe.channels_last)
             yb = y[idx]
             if lr is not None:
                 lr.fill_(recipe.lr * factor(pos.step))
@@ -335,7 +339,8 @@ def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ex: torch.Tensor,
     seconds = time.perf_counter() - start
     run_step.release()
     final = ema.module if ema is not None else model
-    acc = evaluate(final, ex, ey, mean, std, resolution, recipe.eval_batch_size, recipe.tta_flip)
+    acc = evaluate(final, ex, ey, mean, std, resolution, recipe.eval_batch_size, recipe.tta_flip,
+                   recipe.channels_last)
     history = pos.history
     return TrainResult(acc, history[-1].loss if history else float("nan"), seconds,
                        pos.seen / seconds, pos.step / steps_per_epoch, str(device), history,
@@ -367,34 +372,3 @@ def _guard(start: float, first: float, paced: int, left: int, batch: int, limit:
     projected = now - start + per_step * left
     if projected > limit:
         raise TooSlow(batch / per_step, projected, limit)
-
-
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mean: torch.Tensor,
-             std: torch.Tensor, resolution: int, batch_size: int, tta_flip: bool) -> float:
-    """Top-1 accuracy on (x, y), optionally averaging the logits of each image and its flip.
-
-    Out of GPU memory, it scores again at half the batch (the trained model is kept)."""
-    while True:
-        try:
-            return _accuracy(model, x, y, mean, std, resolution, batch_size, tta_flip)
-        except torch.cuda.OutOfMemoryError:
-            if batch_size <= 1:
-                raise
-        batch_size //= 2  # outside the except block: its traceback no longer holds memory
-        torch.cuda.empty_cache()
-
-
-@torch.no_grad()
-def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mean: torch.Tensor,
-              std: torch.Tensor, resolution: int, batch_size: int, tta_flip: bool) -> float:
-    model.eval()
-    cuda = x.device.type == "cuda"
-    correct = 0
-    for i in range(0, len(y), batch_size):
-        xb = to_input(x[i:i + batch_size], mean, std, resolution, True)
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=cuda):
-            logits = model(xb).float()
-            if tta_flip:
-                logits = logits + model(xb.flip(3)).float()
-        correct += int((logits.argmax(1) == y[i:i + batch_size]).sum())
-    return correct / max(1, len(y))

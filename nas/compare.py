@@ -70,10 +70,11 @@ def _cache_path(folder: Path, g: searchspace.Genotype, ev: ProxyEvaluator, seed:
 def recipe_key(recipe: Recipe) -> str:
     """A short hash of what in ``recipe`` changes a comparison's result: the fields away from
     their defaults (a new field at its default keeps old keys), less the time guard, which a
-    comparison never applies."""
+    comparison never applies, and how the loop runs (layout, compilation)."""
     changed = {f.name: float(v) if isinstance(v, int) and not isinstance(v, bool) else v
                for f in fields(recipe)
-               if f.name not in ("name", "time_limit", "eval_batch_size", "device")
+               if f.name not in ("name", "time_limit", "eval_batch_size", "device",
+                                 "channels_last", "compile")
                and (v := getattr(recipe, f.name)) != f.default}
     return hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:8]
 

@@ -199,3 +199,31 @@ def test_nas_train_bad_input(args, needle) -> None:
                        capture_output=True, text=True)
     assert r.returncode == 2 and needle in r.stderr
     assert "Traceback" not in r.stderr and r.stderr.count("nas: error") == 1
+
+
+def test_the_layout_changes_how_the_loop_runs_not_what_it_computes(cifar_jpeg) -> None:
+    """channels_last: false (NCHW) trains the same network to the same numbers, up to the
+    rounding of other convolution kernels: a setting gpu_probe.py may pick for speed."""
+    runs = []
+    for channels_last in (True, False):
+        ev = ProxyEvaluator(load_profile("proxy-cpu").replace(**{**TINY, "epochs": 0.5},
+                                                              channels_last=channels_last),
+                            data=cifar_jpeg)
+        runs.append(ev.train(_tiny_net(), seed=3))
+    nhwc, nchw = runs
+    assert nchw.history[-1].loss == pytest.approx(nhwc.history[-1].loss, rel=1e-3)
+    assert nchw.accuracy == pytest.approx(nhwc.accuracy, abs=0.01)
+    weights = [p for p in nchw.model.parameters() if p.ndim == 4]
+    assert all(w.is_contiguous() for w in weights)  # NCHW indeed
+    assert not all(w.is_contiguous() for w in nhwc.model.parameters() if w.ndim == 4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_compiled_model_trains_to_the_numbers_of_an_eager_one(cifar_jpeg) -> None:
+    runs = []
+    for compile_ in (False, True):
+        recipe = load_profile("proxy-gpu").replace(epochs=2, train_subset=4096, compile=compile_)
+        runs.append(ProxyEvaluator(recipe, data=cifar_jpeg).train(_tiny_net(), seed=0))
+    eager, compiled = runs
+    assert compiled.history[-1].loss == pytest.approx(eager.history[-1].loss, rel=2e-2)
+    assert compiled.accuracy == pytest.approx(eager.accuracy, abs=0.03)
