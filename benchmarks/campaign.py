@@ -36,9 +36,13 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     out = Path(args.out)
     try:
+        if args.minutes > 0 and not (args.dry_run or args.plan):
+            _need_gpu()
         if args.restore:
             report.unpack(Path(args.restore), out)
-        setup = plan.dry_run_setup(out / "work" / "profiles") if args.dry_run else plan.REAL
+        profiles = out / "work" / "profiles"
+        setup = plan.dry_run_setup(profiles) if args.dry_run else plan.real_setup(
+            profiles, Path(args.probe) if args.probe else None, write=not args.plan)
         state = report.load_state(out, setup.name)
         work = out / "work"
         pieces = plan.pieces(setup, work, args.data)
@@ -47,15 +51,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.plan:
             print(report.plan_table(setup, pieces, rates, state))
             return 0
-        if args.minutes > 0 and not args.dry_run:
-            _need_gpu()
         call = Call(out, setup, lambda: plan.pieces(setup, work, args.data), rates, state,
                     args.minutes, args.parallel)
         call.run()
         report.write(out, setup, plan.pieces(setup, work, args.data), rates, state)
         if os.environ.get("OUT") and args.minutes > 0:
             report.pack(out, Path(os.environ["OUT"]))
-    except report.CampaignError as exc:
+    except (report.CampaignError, ValueError) as exc:
         print(f"campaign: error: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -74,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true",
                    help="the whole campaign on the CPU with tiny recipes (a rehearsal)")
     p.add_argument("--data", help="CIFAR-10 source (default: $NAS_DATA, the cache)")
+    p.add_argument("--probe", help="gpu_probe.py's probe.json: its fastest layout and "
+                                   "compilation go into the campaign's recipes (first call)")
     p.add_argument("--parallel", type=int, default=1,
                    help="trainings sharing the device at once (default 1; see gpu_probe.py)")
     return p

@@ -19,7 +19,8 @@ from pathlib import Path
 import searchspace
 from evaluators.recipe import Recipe, load_profile
 
-__all__ = ["Setup", "Piece", "REAL", "dry_run_setup", "pieces", "Rates", "predict", "state_mb"]
+__all__ = ["Setup", "Piece", "real_setup", "dry_run_setup", "pieces", "Rates", "predict",
+           "state_mb"]
 
 ROOT = Path(__file__).resolve().parents[1]
 # H100, bf16, the product's train() with CUDA graphs (results/gpu/report.md, table 1): FLOPs
@@ -49,10 +50,44 @@ class Setup:
     min_start_s: float  # start no piece with less time left than this
 
 
-REAL = Setup("600M on a GPU", "600M-madds", ("--seed", "0"), 100, 8, "proxy-gpu", "full", 2,
-             ("resnet18", "resnet56", "resnet110", "mobilenetv2", "efficientnet_b0",
-              "densenet100", "vgg16"), ROOT / "results" / "cpu-search-600M" / "best.yaml",
-             45.0, 60.0, 60.0)
+BASELINES = ("resnet18", "resnet56", "resnet110", "mobilenetv2", "efficientnet_b0",
+             "densenet100", "vgg16")
+
+
+def real_setup(profiles: Path, probe: Path | None = None, write: bool = True) -> Setup:
+    """The 600M experiment: the search with a GPU's defaults, `full` twice a network. Its
+    recipes are the shipped proxy-gpu and full, copied to ``profiles`` on the first call
+    with the layout (and, for full, the compilation) gpu_probe.py found fastest, and kept
+    from then on: every network of a campaign trains by the same recipe. Without ``write``
+    (a plan), the shipped ones stand in for copies not made yet."""
+    settings = _probe_settings(probe)
+    for name, keys in (("proxy-gpu", ("channels_last",)), ("full", ("channels_last", "compile"))):
+        target = profiles / f"{name}.yaml"
+        if target.is_file() or not write:
+            continue
+        profiles.mkdir(parents=True, exist_ok=True)
+        text = (ROOT / "evaluators" / "profiles" / f"{name}.yaml").read_text()
+        extra = [f"{k}: {str(settings[k]).lower()}" for k in keys if k in settings]
+        if extra:
+            text += (f"# the campaign's copy; from {probe}: the fastest settings measured\n"
+                     + "\n".join(extra) + "\n")
+        target.write_text(text)
+    proxy, full = (str(profiles / f"{n}.yaml") if (profiles / f"{n}.yaml").is_file() else n
+                   for n in ("proxy-gpu", "full"))
+    return Setup("600M on a GPU", "600M-madds", ("--seed", "0", "--evaluator", proxy), 100, 8,
+                 proxy, full, 2, BASELINES,
+                 ROOT / "results" / "cpu-search-600M" / "best.yaml", 45.0, 60.0, 60.0)
+
+
+def _probe_settings(probe: Path | None) -> dict:
+    """gpu_probe.py's fastest recipe settings, or nothing when there is no probe."""
+    if probe is None:
+        return {}
+    try:
+        fastest = json.loads(probe.read_text())["fastest"]
+        return {k: bool(fastest[k]) for k in ("channels_last", "compile")}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{probe} is not a gpu_probe.py result ({exc})") from None
 
 
 def dry_run_setup(profiles: Path) -> Setup:

@@ -198,17 +198,26 @@ def pack(out: Path, dest: Path) -> list[Path]:
 
 
 def unpack(archive: Path, out: Path) -> None:
-    """A packed campaign into ``out`` (its parts joined when ``archive`` is the .00 one)."""
+    """A packed campaign in place of ``out`` (its parts joined when ``archive`` is the .00
+    one). It replaces the folder whole: a state file the call deleted (its training done)
+    must not linger from the copy here."""
     parts = [archive]
     if archive.suffix == ".00":
         parts = sorted(archive.parent.glob(archive.stem + ".[0-9][0-9]"))
     if not archive.is_file():
         raise CampaignError(f"no archive {archive}")
     data = b"".join(p.read_bytes() for p in parts)
+    fresh = out.with_name(f".{out.name}.restoring")
+    shutil.rmtree(fresh, ignore_errors=True)
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-            out.mkdir(parents=True, exist_ok=True)
-            tar.extractall(out, filter="data")
+            tar.extractall(fresh, filter="data")
     except (tarfile.TarError, OSError, EOFError) as exc:
+        shutil.rmtree(fresh, ignore_errors=True)
         raise CampaignError(f"{archive} is not a campaign archive ({exc})") from None
+    if not (fresh / "campaign.json").is_file():
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise CampaignError(f"{archive} holds no campaign.json: not a campaign archive")
+    shutil.rmtree(out, ignore_errors=True)
+    fresh.replace(out)
     print(f"campaign: restored {archive} ({len(parts)} part(s)) into {out}", flush=True)

@@ -78,3 +78,31 @@ def test_the_campaign_runs_in_two_calls_and_trains_nothing_twice(cifar_jpeg, tmp
         ok = [(r["key"], r["seed"]) for r in csv.DictReader(f) if r["status"] == "ok"]
     assert len(ok) == len(set(ok)) == 4
     assert not list(second.rglob("*.state"))  # no state left once everything is done
+
+
+def test_the_probe_rehearses_on_the_cpu_and_its_choice_goes_into_the_recipes(tmp_path) -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import campaign_plan
+
+    from evaluators.recipe import load_profile
+
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_probe.py"), "--dry-run",
+                        "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    probe = json.loads((tmp_path / "probe.json").read_text())
+    layouts = {(t["network"], t["channels_last"]) for t in probe["training"]}
+    assert len(layouts) == 4 and all(t["images_per_s"] > 0 for t in probe["training"])
+    assert probe["depthwise"] and all(d["channels_last"]["ms"] > 0 for d in probe["depthwise"])
+    assert "| 600M (CPU search's) | NCHW |" in (tmp_path / "probe.md").read_text()
+
+    (tmp_path / "probe.json").write_text(json.dumps(
+        {**probe, "fastest": {"channels_last": False, "compile": True}}))
+    setup = campaign_plan.real_setup(tmp_path / "profiles", tmp_path / "probe.json")
+    full, proxy = load_profile(setup.profile), load_profile(setup.search_profile)
+    assert (full.name, full.channels_last, full.compile, full.epochs) == ("full", False, True, 60)
+    assert (proxy.name, proxy.channels_last, proxy.compile) == ("proxy-gpu", False, False)
+    # the copies made on the first call stay: every network trains by one recipe
+    (tmp_path / "probe.json").write_text(json.dumps({"fastest": {"channels_last": True,
+                                                                 "compile": False}}))
+    again = campaign_plan.real_setup(tmp_path / "profiles", tmp_path / "probe.json")
+    assert load_profile(again.profile) == full
