@@ -30,17 +30,20 @@ import campaign_report as report
 
 ROOT = Path(__file__).resolve().parents[1]
 STOP_GRACE_S = 120.0  # after SIGTERM, how long a piece may take to save and write its outputs
+DEFAULT_OUT = "results/cifar10-600M"
 
 
 def main(argv: list[str] | None = None) -> int:
+    started = time.time()  # the call's minutes count from here, start-up included
     args = _parser().parse_args(argv)
-    out = Path(args.out)
+    out = Path(args.out or ("runs/campaign-dry-run" if args.dry_run else DEFAULT_OUT))
     try:
         if args.minutes > 0 and not (args.dry_run or args.plan):
             _need_gpu()
         if args.restore:
             report.unpack(Path(args.restore), out)
         profiles = out / "work" / "profiles"
+        report.check_setup(out, plan.DRY_RUN if args.dry_run else plan.REAL)
         setup = plan.dry_run_setup(profiles) if args.dry_run else plan.real_setup(
             profiles, Path(args.probe) if args.probe else None, write=not args.plan)
         state = report.load_state(out, setup.name)
@@ -51,15 +54,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.plan:
             print(report.plan_table(setup, pieces, rates, state))
             return 0
+        pack = Path(os.environ["OUT"]) if os.environ.get("OUT") and args.minutes > 0 else None
         call = Call(out, setup, lambda: plan.pieces(setup, work, args.data), rates, state,
-                    args.minutes, args.parallel)
+                    started, args.minutes, args.parallel, pack)
         call.run()
-        report.write(out, setup, plan.pieces(setup, work, args.data), rates, state)
-        if os.environ.get("OUT") and args.minutes > 0:
-            report.pack(out, Path(os.environ["OUT"]))
-    except (report.CampaignError, ValueError) as exc:
+        call.save()
+    except (report.CampaignError, ValueError, OSError) as exc:
         print(f"campaign: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("campaign: interrupted before it started a piece", file=sys.stderr)
+        return 130
     return 0
 
 
@@ -68,7 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=float, default=8.0,
                    help="device minutes this call may use, packing included (default: 8; "
                         "0 runs nothing: restore and report)")
-    p.add_argument("--out", default="results/cifar10-600M", help="the campaign's folder")
+    p.add_argument("--out", help=f"the campaign's folder (default: {DEFAULT_OUT}; with "
+                                 "--dry-run, runs/campaign-dry-run)")
     p.add_argument("--restore", help="an archive a previous call packed (campaign.tar.gz, or "
                                      "its first part .00): unpacked into --out first")
     p.add_argument("--plan", action="store_true", help="print the pieces left and their "
@@ -95,16 +101,18 @@ class Call:
     """One device call's share of the campaign: pieces run until the deadline."""
 
     def __init__(self, out: Path, setup: plan.Setup, make_pieces, rates: plan.Rates,
-                 state: dict, minutes: float, parallel: int) -> None:
+                 state: dict, started: float, minutes: float, parallel: int,
+                 pack: Path | None) -> None:
         self.out, self.setup, self.rates, self.state = out, setup, rates, state
         self.make_pieces = make_pieces  # again once the search has found its network
         self.pieces: list[plan.Piece] = make_pieces()
-        self.start = time.time()
+        self.pack = pack  # where the archive goes ($OUT), after each piece and at the end
+        self.start = started
         self.final = self.start + 60 * minutes - setup.margin_s  # all stopped: state, archive
         self.end = self.final - setup.report_s  # the pieces stop; then the report runs
         self.parallel = max(1, parallel)
         self.reporting = False
-        self.running: dict[str, tuple[subprocess.Popen, float]] = {}
+        self.running: dict[str, tuple[subprocess.Popen, float, threading.Thread]] = {}
         self.record = {"started": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(self.start)),
                        "minutes": minutes, "machine": report.machine(), "ran": []}
         self.stop = False
@@ -118,13 +126,21 @@ class Call:
             self._loop()
             trained = any(self.state["pieces"].get(p.name, {}).get("done")
                           for p in self.pieces if p.kind == "train")
-            if self.record["ran"] and trained and not self.stop:
+            stale = not self.state["pieces"].get("report", {}).get("done")
+            if trained and stale and not self.stop:
                 self._run_report()
         finally:
             for s, h in before.items():
                 signal.signal(s, h)
             self.record["seconds"] = round(time.time() - self.start, 1)
             report.save_state(self.out, self.state)
+
+    def save(self) -> None:
+        """The state, the report, and (on a device call) the archive the next call needs."""
+        report.save_state(self.out, self.state)
+        report.write(self.out, self.setup, self.make_pieces(), self.rates, self.state)
+        if self.pack is not None:
+            report.pack(self.out, self.pack)
 
     def _on_signal(self, signum: int, frame) -> None:
         self.stop = True  # the pieces in flight are stopped cleanly by the loop
@@ -170,18 +186,19 @@ class Call:
 
     def _launch(self, piece: plan.Piece) -> None:
         info = self.state["pieces"].setdefault(piece.name, {})
-        argv = piece.again if info.get("runs") else piece.first
+        argv = piece.again if piece.resumes_if and piece.resumes_if.is_file() else piece.first
         info["runs"] = info.get("runs", 0) + 1
         info["command"] = "nas " + " ".join(_quote(a) for a in piece.first)
         self.record["ran"].append(piece.name)
-        self.running[piece.name] = (_spawn(argv, report.log_path(self.out, piece.name),
-                                           piece.name), time.time())
+        self.running[piece.name] = (*_spawn(argv, report.log_path(self.out, piece.name),
+                                            piece.name), time.time())
 
     def _reap(self) -> None:
-        for name, (proc, began) in list(self.running.items()):
+        for name, (proc, copier, began) in list(self.running.items()):
             code = proc.poll()
             if code is None:
                 continue
+            copier.join(timeout=10)  # its last lines in the log before the log is read
             del self.running[name]
             info = self.state["pieces"][name]
             info["seconds"] = round(info.get("seconds", 0.0) + time.time() - began, 1)
@@ -189,38 +206,45 @@ class Call:
             if code == 0:
                 info["done"] = True
                 info.pop("error", None)
+                if name != "report":  # a new result: the report is out of date
+                    self.state["pieces"].setdefault("report", {})["done"] = False
                 self.pieces = self.make_pieces()
                 self.rates.learn(self.out / "work", [p.network for p in self.pieces
                                                      if p.network is not None])
             elif code not in (128 + signal.SIGTERM, 128 + signal.SIGINT):
                 info["failed_call"] = len(self.state["calls"])
                 info["error"] = report.last_error(report.log_path(self.out, name))
-            report.save_state(self.out, self.state)
             _say(f"{name}: " + ("done" if code == 0 else f"exit {code}") +
                  f" after {time.time() - began:.0f}s")
+            self.save()  # a call killed past its time still brings back what finished
 
     def _stop_all(self) -> None:
-        for name, (proc, _) in self.running.items():
+        for name, (proc, _, _) in self.running.items():
             _say(f"{name}: stopping it (SIGTERM): its state is saved for the next call")
             proc.send_signal(signal.SIGTERM)
-        deadline = time.time() + STOP_GRACE_S
+        deadline = min(time.time() + STOP_GRACE_S, self.final)
         while self.running and time.time() < deadline:
             self._reap()
             time.sleep(0.2)
-        for name, (proc, _) in list(self.running.items()):
+        for name, (proc, _, _) in list(self.running.items()):
             proc.kill()  # past its grace: what it did since its last save is lost
             proc.wait()
         self._reap()
 
     def _run_report(self) -> None:
-        """`nas compare --report-only`: the table of what is trained, in the time kept for it."""
+        """`nas compare --report-only`: the table of what is trained, in the time kept for it
+        (the next call writes it when this one has not that time left)."""
+        if self.final - time.time() < self.setup.report_s / 2:
+            return
         self.reporting, self.end = True, self.final
         self._launch(self._piece("report"))
         self._loop()
 
 
-def _spawn(argv: tuple[str, ...], log: Path, name: str) -> subprocess.Popen:
-    """``nas argv`` as a child, its output copied to ``log`` and, prefixed, to stderr."""
+def _spawn(argv: tuple[str, ...], log: Path, name: str
+           ) -> tuple[subprocess.Popen, threading.Thread]:
+    """``nas argv`` as a child, and the thread copying its output to ``log`` and, prefixed,
+    to stderr."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])), PYTHONUNBUFFERED="1")
     _say(f"{name}: nas {' '.join(_quote(a) for a in argv)}")
@@ -228,8 +252,9 @@ def _spawn(argv: tuple[str, ...], log: Path, name: str) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, text=True, env=env,
                             start_new_session=True)  # our Ctrl-C is ours to pass on
     log.parent.mkdir(parents=True, exist_ok=True)
-    threading.Thread(target=_copy, args=(proc, log, name), daemon=True).start()
-    return proc
+    copier = threading.Thread(target=_copy, args=(proc, log, name), daemon=True)
+    copier.start()
+    return proc, copier
 
 
 def _copy(proc: subprocess.Popen, log: Path, name: str) -> None:

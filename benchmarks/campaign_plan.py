@@ -54,6 +54,9 @@ BASELINES = ("resnet18", "resnet56", "resnet110", "mobilenetv2", "efficientnet_b
              "densenet100", "vgg16")
 
 
+REAL, DRY_RUN = "600M on a GPU", "dry run on the CPU"  # the setups' names
+
+
 def real_setup(profiles: Path, probe: Path | None = None, write: bool = True) -> Setup:
     """The 600M experiment: the search with a GPU's defaults, `full` twice a network. Its
     recipes are the shipped proxy-gpu and full, copied to ``profiles`` on the first call
@@ -74,7 +77,7 @@ def real_setup(profiles: Path, probe: Path | None = None, write: bool = True) ->
         target.write_text(text)
     proxy, full = (str(profiles / f"{n}.yaml") if (profiles / f"{n}.yaml").is_file() else n
                    for n in ("proxy-gpu", "full"))
-    return Setup("600M on a GPU", "600M-madds", ("--seed", "0", "--evaluator", proxy), 100, 8,
+    return Setup(REAL, "600M-madds", ("--seed", "0", "--evaluator", proxy), 100, 8,
                  proxy, full, 2, BASELINES,
                  ROOT / "results" / "cpu-search-600M" / "best.yaml", 45.0, 60.0, 60.0)
 
@@ -101,7 +104,7 @@ def dry_run_setup(profiles: Path) -> Setup:
         "split: final\nepochs: 0.05\nbatch_size: 64\nlr: 0.1\nema: 0.9\ntta_flip: true\n"
         "eval_subset: 1000\ndevice: cpu\n")
     proxy = str(profiles / "tiny-proxy.yaml")
-    return Setup("dry run on the CPU", "8M-madds",
+    return Setup(DRY_RUN, "8M-madds",
                  ("--seed", "0", "--evaluator", proxy, "--trials", "4", "--baselines",
                   "resnet20", "--no-scale"), 4, 1, proxy, str(profiles / "tiny-full.yaml"), 2,
                  ("resnet20",), ROOT / "results" / "cpu-search-600M" / "best.yaml",
@@ -119,6 +122,7 @@ class Piece:
     group: str
     network: searchspace.Genotype | None = None  # what it trains by the final recipe
     kind: str = "train"  # "search", "train" or "report"
+    resumes_if: Path | None = None  # ``again`` runs once this file exists, else ``first``
 
 
 def pieces(setup: Setup, work: Path, data: str | None) -> list[Piece]:
@@ -134,7 +138,7 @@ def pieces(setup: Setup, work: Path, data: str | None) -> list[Piece]:
     common = ("--profile", setup.profile, "-o", str(work / "compare"), *d)
     search = ("search", "--budget", setup.budget, "--out", str(run), *setup.search, *d)
     out = [Piece("search", search, ("search", "--resume", str(run), *d), "searched",
-                 kind="search")]
+                 kind="search", resumes_if=run / "config.json")]
     found = _found(run, setup)
     for seed in range(setup.seeds):
         argv = ("compare", str(run), "--baselines", "", "--seeds", str(seed + 1), *common)

@@ -26,6 +26,12 @@ class CampaignError(Exception):
     """One line for the user: a bad archive, another campaign's folder, no GPU."""
 
 
+def check_setup(out: Path, setup: str) -> None:
+    """CampaignError when ``out`` holds another campaign (a dry run's, the real one's), before
+    anything is written into it."""
+    load_state(out, setup)
+
+
 def load_state(out: Path, setup: str) -> dict:
     """campaign.json in ``out`` (a new state when there is none)."""
     path = out / "campaign.json"
@@ -98,7 +104,9 @@ def _rows(setup: plan.Setup, pieces: list[plan.Piece], rates: plan.Rates, state:
     rows, left = [], 0.0
     for p in pieces:
         info = state["pieces"].get(p.name, {})
-        need = max(0.0, plan.predict(setup, p, rates) - info.get("seconds", 0.0))
+        predicted = plan.predict(setup, p, rates)
+        # a piece not done needs some time still, even past its prediction
+        need = max(predicted - info.get("seconds", 0.0), 0.1 * predicted, 30.0)
         status = _status(p, info, need)
         if status != "done":
             left += need
@@ -119,10 +127,11 @@ def plan_table(setup: plan.Setup, pieces: list[plan.Piece], rates: plan.Rates,
              f"{'piece':36s} {'status':28s} {'min left':>8s} {'spent':>6s} {'state MB':>8s}"]
     for name, status, need, spent, mb, _ in rows:
         lines.append(f"{name:36s} {status[:28]:28s} {need:8.1f} {spent:6.1f} {mb:>8s}")
-    calls = math.ceil(left / 60 / (CALL_MINUTES - 1)) if left else 0
-    lines.append(f"left: {left / 60:.0f} GPU-minutes, about {calls} call(s) of "
-                 f"{CALL_MINUTES:g} minutes" if left else "nothing is left: the campaign is "
-                 "complete")
+    calls = math.ceil(left / 60 / (CALL_MINUTES - 1))
+    complete = all(r[1] == "done" for r in rows)
+    lines.append("nothing is left: the campaign is complete" if complete else
+                 f"left: {left / 60:.0f} GPU-minutes, about {calls} call(s) of "
+                 f"{CALL_MINUTES:g} minutes")
     return "\n".join(lines)
 
 
@@ -137,7 +146,8 @@ def write(out: Path, setup: plan.Setup, pieces: list[plan.Piece], rates: plan.Ra
                       (work / "compare" / "pareto.png", "pareto.png")):
         if src.is_file():
             shutil.copyfile(src, out / name)
-    status = ("**Complete: every piece is done; nothing is missing.**" if not left else
+    complete = all(r[1] == "done" for r in rows)
+    status = ("**Complete: every piece is done; nothing is missing.**" if complete else
               f"**Not complete: {done} of {len(rows)} pieces done; about {left / 60:.0f} "
               f"GPU-minutes left (see What is missing).**")
     lines = [f"# CIFAR-10 at {setup.budget}: the searched network against hand-designed ones "
@@ -176,25 +186,38 @@ def _result(work: Path) -> list[str]:
 
 
 def pack(out: Path, dest: Path) -> list[Path]:
-    """``out`` as campaign.tar.gz in ``dest``, in parts of 15 MiB (.00, .01, ...) when larger."""
+    """``out`` as campaign.tar.gz in ``dest``, in parts of 15 MiB (.00, .01, ...) when larger.
+    Past the parts a call brings back, the largest training states are left out (their
+    trainings start again) rather than the whole archive lost; it says which."""
+    states = sorted(out.rglob("*.state"), key=lambda f: f.stat().st_size)
+    dropped: list[Path] = []
+    while True:
+        data = _tar(out, set(dropped))
+        if len(data) <= MAX_PARTS * PART_BYTES or not states:
+            break
+        dropped.append(states.pop())
+    for f in dropped:
+        print(f"campaign: left out of the archive, too big to carry: {f} "
+              f"({f.stat().st_size / 1e6:.0f} MB); that training starts again", flush=True)
+    for old in dest.glob("campaign.tar.gz*"):
+        old.unlink()
+    dest.mkdir(parents=True, exist_ok=True)
+    chunks = [data] if len(data) <= PART_BYTES else \
+        [data[i:i + PART_BYTES] for i in range(0, len(data), PART_BYTES)]
+    paths = [dest / "campaign.tar.gz"] if len(chunks) == 1 else \
+        [dest / f"campaign.tar.gz.{i:02d}" for i in range(len(chunks))]
+    for path, chunk in zip(paths, chunks):
+        path.write_bytes(chunk)
+    print(f"campaign: packed {out} into {len(paths)} file(s), {len(data) / 1e6:.1f} MB, in "
+          f"{dest}", flush=True)
+    return paths
+
+
+def _tar(out: Path, leave_out: set[Path]) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=6) as tar:
-        tar.add(out, arcname=".")
-    data = buf.getvalue()
-    dest.mkdir(parents=True, exist_ok=True)
-    if len(data) <= PART_BYTES:
-        paths = [dest / "campaign.tar.gz"]
-        paths[0].write_bytes(data)
-    else:
-        paths = []
-        for i in range(0, len(data), PART_BYTES):
-            paths.append(dest / f"campaign.tar.gz.{i // PART_BYTES:02d}")
-            paths[-1].write_bytes(data[i:i + PART_BYTES])
-    mb = len(data) / 1e6
-    print(f"campaign: packed {out} into {len(paths)} file(s), {mb:.1f} MB, in {dest}"
-          + (f"; over the {MAX_PARTS} files a call brings back" if len(paths) > MAX_PARTS
-             else ""), flush=True)
-    return paths
+        tar.add(out, arcname=".", filter=lambda m: None if out / m.name in leave_out else m)
+    return buf.getvalue()
 
 
 def unpack(archive: Path, out: Path) -> None:
@@ -204,8 +227,13 @@ def unpack(archive: Path, out: Path) -> None:
     parts = [archive]
     if archive.suffix == ".00":
         parts = sorted(archive.parent.glob(archive.stem + ".[0-9][0-9]"))
+        if [p.suffix for p in parts] != [f".{i:02d}" for i in range(len(parts))]:
+            raise CampaignError(f"the parts of {archive.stem} are not all here: "
+                                f"{', '.join(p.name for p in parts)}")
     if not archive.is_file():
-        raise CampaignError(f"no archive {archive}")
+        raise CampaignError(f"no archive {archive}" + (
+            f" (it came in parts: --restore {archive}.00)" if
+            archive.with_name(archive.name + ".00").is_file() else ""))
     data = b"".join(p.read_bytes() for p in parts)
     fresh = out.with_name(f".{out.name}.restoring")
     shutil.rmtree(fresh, ignore_errors=True)

@@ -91,15 +91,21 @@ def measure(g: searchspace.Genotype, device: torch.device, batch: int, steps: in
     rates = []
     for step, mode in ((train_step, model.train), (infer_step, model.eval)):
         mode()
-        for _ in range(3):
-            step()
-        _sync(device)
-        start = time.perf_counter()
-        for _ in range(steps):
-            step()
-        _sync(device)
-        rates.append(batch * steps / (time.perf_counter() - start))
+        rates.append(batch / timed(step, steps, device))
     return rates[0], rates[1]
+
+
+def timed(step, reps: int, device: torch.device, warm: int = 3) -> float:
+    """Seconds a call of ``step`` takes, over ``reps`` calls after ``warm`` unmeasured ones
+    (the device synchronised around them)."""
+    for _ in range(warm):
+        step()
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(reps):
+        step()
+    _sync(device)
+    return (time.perf_counter() - start) / reps
 
 
 def main() -> None:

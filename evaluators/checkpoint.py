@@ -29,8 +29,10 @@ __all__ = ["CheckpointError", "Paused", "Position", "Keeper", "identity", "save_
            "load_state", "deferred_signals"]
 
 FORMAT = 1  # bump when the saved fields change meaning
-_NOT_RESULT = ("name", "time_limit", "eval_batch_size", "device")  # fields that do not change
-# the numbers a run computes (a rename, a guard, how it is scored in chunks, where it runs)
+# recipe fields that leave a training the same one: a rename, a guard, how it is scored in
+# chunks, how the loop runs (layout, compilation: the same numbers up to rounding); the device
+# it runs on is checked apart (a generator's state does not cross devices)
+_NOT_RESULT = ("name", "time_limit", "eval_batch_size", "device", "channels_last", "compile")
 
 
 class CheckpointError(ValueError):
@@ -48,14 +50,16 @@ class Paused(KeyboardInterrupt):
 
 
 def identity(model: nn.Module, recipe: Recipe, arrays: tuple[np.ndarray, ...],
-             resolution: int, seed: int) -> dict[str, str]:
+             resolution: int, seed: int, device: torch.device) -> dict[str, str]:
     """What a training's numbers depend on, each part a short hash (so a refusal can say which
-    part differs): the network's structure, the recipe, the data, the input side, the seed."""
+    part differs): the network's structure, the recipe, the data, the input side, the seed,
+    and the kind of device (cpu or cuda) it trains on."""
     shapes = [(k, tuple(v.shape), str(v.dtype)) for k, v in model.state_dict().items()]
     fields = {f.name: getattr(recipe, f.name) for f in dataclasses.fields(recipe)
               if f.name not in _NOT_RESULT}
     return {"network": _digest(repr(model), shapes), "recipe": _digest(sorted(fields.items())),
-            "data": _data_digest(arrays), "resolution": str(resolution), "seed": str(seed)}
+            "data": _data_digest(arrays), "resolution": str(resolution), "seed": str(seed),
+            "device": device.type}
 
 
 def _digest(*parts: Any) -> str:

@@ -175,7 +175,8 @@ class ProxyEvaluator:
                     recipe = recipe.replace(batch_size=recipe.batch_size // 2, lr=recipe.lr / 2)
                     continue
                 return None, "out of memory: on the GPU, also at half the batch"
-            result.seconds = time.perf_counter() - start
+            # the wall time of this attempt, or the training's own total when it resumed
+            result.seconds = max(result.seconds, time.perf_counter() - start)
             result.model = None  # the search keeps numbers only
             if not math.isfinite(result.accuracy):
                 return None, "not finite: the accuracy"

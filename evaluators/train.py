@@ -247,7 +247,7 @@ def train(model: nn.Module, split: Split, recipe: Recipe, resolution: int, devic
     saved, ident = None, None
     if state is not None:
         ident = identity(model, recipe, (split.train_x, split.train_y, split.eval_x,
-                                         split.eval_y), resolution, seed)
+                                         split.eval_y), resolution, seed, device)
         saved = load_state(state, ident)
     x, y, ex, ey = _to_device(split, device)
     layout = torch.channels_last if recipe.channels_last else torch.contiguous_format

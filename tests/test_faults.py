@@ -96,7 +96,7 @@ def test_out_of_memory_is_retried_at_half_the_batch_after_its_traceback_is_gone(
     ev._split = object()  # no data is read: train is replaced below
     batches, handling = [], []
 
-    def train(g, seed, recipe, guard=False):  # what a GPU raises; no CPU can
+    def train(g, seed, recipe, guard=False, state=None):  # what a GPU raises; no CPU can
         batches.append((recipe.batch_size, recipe.lr))
         raise torch.cuda.OutOfMemoryError("CUDA out of memory")
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import searchspace
-from evaluators.checkpoint import CheckpointError, Paused
+from evaluators.checkpoint import CheckpointError, Paused, identity, load_state
 from evaluators.data import load_search
 from evaluators.proxy import subset
 from evaluators.recipe import load_profile
@@ -100,6 +100,12 @@ def test_a_state_from_another_training_is_refused_in_one_line(split, tmp_path) -
     with pytest.raises(CheckpointError, match="data differs"):
         _run(_small(dataclasses.replace(split, train_y=split.train_y[::-1].copy())), state,
              recipe=RECIPE.replace(epochs=0.1))
+    # a generator's state does not cross devices: a CPU state on CUDA is refused, not a crash
+    ident = identity(searchspace.build(_net()), RECIPE.replace(epochs=0.1),
+                     (split.train_x, split.train_y, split.eval_x, split.eval_y), 16, 1,
+                     torch.device("cuda"))
+    with pytest.raises(CheckpointError, match="its device differs"):
+        load_state(state, ident)
     state.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="is not a training state"):
         _run(split, state, recipe=RECIPE.replace(epochs=0.1))
