@@ -85,7 +85,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--probe", help="gpu_probe.py's probe.json: its fastest layout and "
                                    "compilation go into the campaign's recipes (first call)")
     p.add_argument("--parallel", type=int, default=1,
-                   help="trainings sharing the device at once (default 1; see gpu_probe.py)")
+                   help="pieces sharing the device at once (default 1: unmeasured on a GPU; "
+                        "on a 2-core CPU slower, and it disturbs the CPU latencies that "
+                        "`nas compare` measures meanwhile)")
     return p
 
 
