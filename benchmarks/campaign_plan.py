@@ -126,10 +126,11 @@ class Piece:
 
 
 def pieces(setup: Setup, work: Path, data: str | None) -> list[Piece]:
-    """The campaign in order: the search, the found network's trainings, each baseline's
-    (as it is, then compound-scaled to the budget), and the report from what is trained.
-    Each training piece runs `nas compare` with one seed more than the piece before it, so it
-    trains exactly one network once; the rest comes from the comparison's cache."""
+    """The campaign in order: the search; then, a seed at a time, the found network and each
+    baseline (as it is, then compound-scaled to the budget), so a table of one seed is whole
+    before the second seed starts; the report from what is trained. Each training piece runs
+    `nas compare` with the seeds up to its own, so it trains exactly one network once; the
+    rest comes from the comparison's cache."""
     from nas.budget import parse_budget
     from nas.compare import entries_for
 
@@ -140,14 +141,13 @@ def pieces(setup: Setup, work: Path, data: str | None) -> list[Piece]:
     out = [Piece("search", search, ("search", "--resume", str(run), *d), "searched",
                  kind="search", resumes_if=run / "config.json")]
     found = _found(run, setup)
-    for seed in range(setup.seeds):
+    limits = parse_budget(setup.budget).limits
+    scaled = {b: entries_for([], [b], limits, setup.budget) for b in setup.baselines}
+    for seed in range(setup.seeds):  # a whole table of one seed before the next seed
         argv = ("compare", str(run), "--baselines", "", "--seeds", str(seed + 1), *common)
         out.append(Piece(f"found seed {seed}", argv, argv, "searched", found))
-    limits = parse_budget(setup.budget).limits
-    for b in setup.baselines:
-        nets = entries_for([], [b], limits, setup.budget)  # the scaled copy, when it differs
-        for e, extra in zip(nets, ((), ("--budget", setup.budget))):
-            for seed in range(setup.seeds):
+        for b, nets in scaled.items():  # the scaled copy, when it differs, after the original
+            for e, extra in zip(nets, ((), ("--budget", setup.budget))):
                 argv = ("compare", "--baselines", b, *extra, "--seeds", str(seed + 1), *common)
                 out.append(Piece(f"{e.name} seed {seed}", argv, argv, b, e.genotype))
     report = ("compare", str(run), "--baselines", ",".join(setup.baselines), "--budget",
