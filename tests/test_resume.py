@@ -109,3 +109,44 @@ def test_a_state_from_another_training_is_refused_in_one_line(split, tmp_path) -
     state.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="is not a training state"):
         _run(split, state, recipe=RECIPE.replace(epochs=0.1))
+
+
+def test_nas_train_stopped_by_sigterm_resumes_with_the_same_command(cifar_jpeg, tmp_path) -> None:
+    """As a user meets it: SIGTERM after the first epoch, one line that says how to go on,
+    the same command again, and the result of a training never stopped."""
+    import json
+    import subprocess
+    import sys
+
+    profile = tmp_path / "tiny.yaml"
+    profile.write_text("split: search\nepochs: 3\ntrain_subset: 768\nbatch_size: 64\n"
+                       "lr: 0.1\nema: 0.9\ndevice: cpu\n")
+    net = tmp_path / "net.yaml"
+    _net().to_yaml(net)
+
+    def command(out: str) -> list[str]:
+        return [sys.executable, "-m", "nas.cli", "train", str(net), "--profile", str(profile),
+                "--data", str(cifar_jpeg), "--seed", "4", "-o", str(tmp_path / out), "--json"]
+
+    p = subprocess.Popen(command("a.pt"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    for line in p.stderr:
+        if line.startswith("epoch 1/3"):
+            p.send_signal(signal.SIGTERM)
+            break
+    _, rest = p.communicate(timeout=300)
+    assert p.returncode == 128 + signal.SIGTERM, rest
+    last = rest.strip().splitlines()[-1]
+    assert "the same command resumes it" in last and "a.pt.state" in last, rest
+    assert (tmp_path / "a.pt.state").is_file() and not (tmp_path / "a.pt").exists()
+
+    resumed = subprocess.run(command("a.pt"), capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming the training saved in" in resumed.stderr
+    assert not (tmp_path / "a.pt.state").exists()  # the result is kept: the state goes
+    whole = subprocess.run(command("b.pt"), capture_output=True, text=True, timeout=300)
+    assert whole.returncode == 0, whole.stderr
+    score = [json.loads(r.stdout.splitlines()[-1])["val_accuracy"] for r in (resumed, whole)]
+    assert score[0] == score[1]
+    a, b = (torch.load(tmp_path / f, weights_only=True)["state_dict"] for f in ("a.pt", "b.pt"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
