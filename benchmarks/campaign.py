@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -138,11 +139,33 @@ class Call:
             report.save_state(self.out, self.state)
 
     def save(self) -> None:
-        """The state, the report, and (on a device call) the archive the next call needs."""
+        """The state, the report, and (on a device call, with no piece running) the archive
+        the next call needs, without the states too big to carry."""
+        packing = self.pack is not None and not self.running
+        if packing:
+            self._shed_states()
         report.save_state(self.out, self.state)
         report.write(self.out, self.setup, self.make_pieces(), self.rates, self.state)
-        if self.pack is not None:
+        if packing:
             report.pack(self.out, self.pack)
+
+    def _shed_states(self) -> None:
+        """Keep the smallest half-finished training states up to CARRY_MB in all; delete the
+        others (they travel in the tree, whose size the device limits), and the time their
+        pieces spent, which is lost: those trainings start again."""
+        states = sorted(self.out.rglob("*.state"), key=lambda f: f.stat().st_size)
+        total = 0.0
+        for f in states:
+            total += f.stat().st_size / 1e6
+            if total <= report.CARRY_MB:
+                continue
+            _say(f"{f.name}: {f.stat().st_size / 1e6:.0f} MB, over what a call carries "
+                 f"({report.CARRY_MB} MB in all): deleted; that training starts again")
+            for p in self.pieces:
+                if p.network is not None and f.name.startswith(p.network.key()) and \
+                        re.search(rf"-s{p.name.rsplit(' ', 1)[-1]}-", f.name):
+                    self.state["pieces"].get(p.name, {}).pop("seconds", None)
+            f.unlink()
 
     def _on_signal(self, signum: int, frame) -> None:
         self.stop = True  # the pieces in flight are stopped cleanly by the loop
@@ -163,17 +186,18 @@ class Call:
             time.sleep(0.5)
 
     def _next(self) -> plan.Piece | None:
-        """The first piece not done whose group has nothing earlier left, that fits the time
+        """The first piece not done, not running, whose needs are done, that fits the time
         left: it finishes before the deadline, or its state is small enough to carry."""
         left = self.end - time.time()
         if left < self.setup.min_start_s or self.reporting:
             return None
-        groups = {self._piece(n).group for n in self.running}
+        pieces = self.state["pieces"]
         for p in self.pieces:
-            info = self.state["pieces"].setdefault(p.name, {})
-            if info.get("done") or p.kind == "report" or p.group in groups:
+            info = pieces.setdefault(p.name, {})
+            if info.get("done") or p.kind == "report" or p.name in self.running:
                 continue
-            groups.add(p.group)  # later pieces of its group wait for it
+            if not all(pieces.get(n, {}).get("done") for n in p.needs):
+                continue
             if info.get("failed_call") == len(self.state["calls"]):
                 continue  # failed in this call: the next call tries again
             need = plan.predict(self.setup, p, self.rates) - info.get("seconds", 0.0)
@@ -213,7 +237,9 @@ class Call:
                 self.pieces = self.make_pieces()
                 self.rates.learn(self.out / "work", [p.network for p in self.pieces
                                                      if p.network is not None])
-            elif code not in (128 + signal.SIGTERM, 128 + signal.SIGINT):
+            elif code > 0 and code not in (128 + signal.SIGTERM, 128 + signal.SIGINT):
+                # (a negative code: killed by a signal before its handlers were up, or past
+                # its grace: stopped, not failed)
                 info["failed_call"] = len(self.state["calls"])
                 info["error"] = report.last_error(report.log_path(self.out, name))
             _say(f"{name}: " + ("done" if code == 0 else f"exit {code}") +

@@ -79,7 +79,7 @@ def real_setup(profiles: Path, probe: Path | None = None, write: bool = True) ->
                    for n in ("proxy-gpu", "full"))
     return Setup(REAL, "600M-madds", ("--seed", "0", "--evaluator", proxy), 100, 8,
                  proxy, full, 2, BASELINES,
-                 ROOT / "results" / "cpu-search-600M" / "best.yaml", 45.0, 60.0, 60.0)
+                 ROOT / "results" / "cpu-search-600M" / "best.yaml", 30.0, 45.0, 60.0)
 
 
 def _probe_settings(probe: Path | None) -> dict:
@@ -114,12 +114,12 @@ def dry_run_setup(profiles: Path) -> Setup:
 @dataclass(frozen=True)
 class Piece:
     """One resumable command of the campaign: the search, one training (a network, a seed)
-    of the comparison, or the report. Pieces of one group run in order; groups may overlap."""
+    of the comparison, or the report. It starts once the pieces it needs are done."""
 
     name: str
     first: tuple[str, ...]  # `nas` arguments of its first run
     again: tuple[str, ...]  # of a run that continues it
-    group: str
+    needs: tuple[str, ...]  # pieces whose trainings its command finds in the cache
     network: searchspace.Genotype | None = None  # what it trains by the final recipe
     kind: str = "train"  # "search", "train" or "report"
     resumes_if: Path | None = None  # ``again`` runs once this file exists, else ``first``
@@ -138,21 +138,28 @@ def pieces(setup: Setup, work: Path, data: str | None) -> list[Piece]:
     run = work / "searched"
     common = ("--profile", setup.profile, "-o", str(work / "compare"), *d)
     search = ("search", "--budget", setup.budget, "--out", str(run), *setup.search, *d)
-    out = [Piece("search", search, ("search", "--resume", str(run), *d), "searched",
+    out = [Piece("search", search, ("search", "--resume", str(run), *d), (),
                  kind="search", resumes_if=run / "config.json")]
     found = _found(run, setup)
     limits = parse_budget(setup.budget).limits
     scaled = {b: entries_for([], [b], limits, setup.budget) for b in setup.baselines}
+
+    def earlier(name: str, seed: int) -> tuple[str, ...]:
+        return (f"{name} seed {seed - 1}",) if seed else ()
+
     for seed in range(setup.seeds):  # a whole table of one seed before the next seed
         argv = ("compare", str(run), "--baselines", "", "--seeds", str(seed + 1), *common)
-        out.append(Piece(f"found seed {seed}", argv, argv, "searched", found))
+        out.append(Piece(f"found seed {seed}", argv, argv, ("search", *earlier("found", seed)),
+                         found))
         for b, nets in scaled.items():  # the scaled copy, when it differs, after the original
             for e, extra in zip(nets, ((), ("--budget", setup.budget))):
                 argv = ("compare", "--baselines", b, *extra, "--seeds", str(seed + 1), *common)
-                out.append(Piece(f"{e.name} seed {seed}", argv, argv, b, e.genotype))
+                # `--baselines b --seeds k` trains b's seeds below k, the scaled copy's too
+                needs = earlier(e.name, seed) + ((f"{b} seed {seed}",) if extra else ())
+                out.append(Piece(f"{e.name} seed {seed}", argv, argv, needs, e.genotype))
     report = ("compare", str(run), "--baselines", ",".join(setup.baselines), "--budget",
               setup.budget, "--seeds", str(setup.seeds), "--report-only", *common)
-    out.append(Piece("report", report, report, "report", kind="report"))
+    out.append(Piece("report", report, report, (), kind="report"))
     return out
 
 

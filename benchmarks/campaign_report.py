@@ -15,11 +15,15 @@ import campaign_plan as plan
 __all__ = ["CampaignError", "load_state", "save_state", "log_path", "machine", "last_error",
            "plan_table", "write", "pack", "unpack", "CARRY_MB"]
 
-CARRY_MB = 90  # a half-finished training's state larger than this is not started late: the
-# archive comes back in at most 8 files of 16 MiB, and the search's folder travels too
+# The campaign folder is committed and travels to the next call in the working tree, which
+# the device caps at 64 MiB with .carry/ (about 30 MB: the CIFAR-10 archive, the wheels), and
+# comes back from $OUT (at most 8 files, 64 MiB). So half-finished trainings' states may take
+# CARRY_MB in all; a training whose state is larger starts only when it will finish.
+CARRY_MB = 25
 PART_BYTES = 15 * 2**20
-MAX_PARTS = 7  # of the 8 files a call brings back; one is left for anything else
-CALL_MINUTES = 8.0  # a lease's useful call, to count the calls left
+MAX_PARTS = 2  # the archive's parts: the folder stays within what the tree can carry
+CALL_MINUTES = 8.5  # a lease's useful call (the first spends 2.5 of them on the probe)
+STARTUP_S = 30.0  # a call's start: imports, the data decoded on a fresh machine
 
 
 class CampaignError(Exception):
@@ -87,10 +91,15 @@ def last_error(log: Path) -> str:
     return (errors or lines or ["no output"])[-1][:300]
 
 
-def _status(p: plan.Piece, info: dict, need: float) -> str:
+def window(setup: plan.Setup) -> float:
+    """Seconds a call of CALL_MINUTES gives a piece that must finish in it."""
+    return 60 * CALL_MINUTES - setup.margin_s - setup.report_s - STARTUP_S
+
+
+def _status(setup: plan.Setup, p: plan.Piece, info: dict, need: float) -> str:
     if info.get("done"):
         return "done"
-    if p.network is not None and need > 60 * CALL_MINUTES and \
+    if p.network is not None and need > window(setup) and \
             plan.state_mb(p.network) > CARRY_MB:
         return (f"blocked: longer than a call and its state ({plan.state_mb(p.network):.0f} "
                 f"MB) too big to carry")
@@ -107,7 +116,7 @@ def _rows(setup: plan.Setup, pieces: list[plan.Piece], rates: plan.Rates, state:
         predicted = plan.predict(setup, p, rates)
         # a piece not done needs some time still, even past its prediction
         need = max(predicted - info.get("seconds", 0.0), 0.1 * predicted, 30.0)
-        status = _status(p, info, need)
+        status = _status(setup, p, info, need)
         if status != "done":
             left += need
         mb = f"{plan.state_mb(p.network):.0f}" if p.network is not None else ""
@@ -199,15 +208,17 @@ def pack(out: Path, dest: Path) -> list[Path]:
     for f in dropped:
         print(f"campaign: left out of the archive, too big to carry: {f} "
               f"({f.stat().st_size / 1e6:.0f} MB); that training starts again", flush=True)
-    for old in dest.glob("campaign.tar.gz*"):
-        old.unlink()
     dest.mkdir(parents=True, exist_ok=True)
     chunks = [data] if len(data) <= PART_BYTES else \
         [data[i:i + PART_BYTES] for i in range(0, len(data), PART_BYTES)]
     paths = [dest / "campaign.tar.gz"] if len(chunks) == 1 else \
         [dest / f"campaign.tar.gz.{i:02d}" for i in range(len(chunks))]
-    for path, chunk in zip(paths, chunks):
-        path.write_bytes(chunk)
+    for path, chunk in zip(paths, chunks):  # whole files only: a kill leaves the last pack
+        path.with_name(f".{path.name}.tmp").write_bytes(chunk)
+    for old in dest.glob("campaign.tar.gz*"):
+        old.unlink()
+    for path in paths:
+        path.with_name(f".{path.name}.tmp").replace(path)
     print(f"campaign: packed {out} into {len(paths)} file(s), {len(data) / 1e6:.1f} MB, in "
           f"{dest}", flush=True)
     return paths
