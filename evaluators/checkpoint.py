@@ -23,16 +23,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from evaluators.recipe import Recipe
+from evaluators.recipe import HOW_IT_RUNS, Recipe
 
 __all__ = ["CheckpointError", "Paused", "Position", "Keeper", "identity", "save_state",
            "load_state", "deferred_signals"]
 
 FORMAT = 1  # bump when the saved fields change meaning
-# recipe fields that leave a training the same one: a rename, a guard, how it is scored in
-# chunks, how the loop runs (layout, compilation: the same numbers up to rounding); the device
-# it runs on is checked apart (a generator's state does not cross devices)
-_NOT_RESULT = ("name", "time_limit", "eval_batch_size", "device", "channels_last", "compile")
 
 
 class CheckpointError(ValueError):
@@ -53,10 +49,11 @@ def identity(model: nn.Module, recipe: Recipe, arrays: tuple[np.ndarray, ...],
              resolution: int, seed: int, device: torch.device) -> dict[str, str]:
     """What a training's numbers depend on, each part a short hash (so a refusal can say which
     part differs): the network's structure, the recipe, the data, the input side, the seed,
-    and the kind of device (cpu or cuda) it trains on."""
+    and the kind of device (cpu or cuda) it trains on (a generator's state does not cross
+    devices)."""
     shapes = [(k, tuple(v.shape), str(v.dtype)) for k, v in model.state_dict().items()]
     fields = {f.name: getattr(recipe, f.name) for f in dataclasses.fields(recipe)
-              if f.name not in _NOT_RESULT}
+              if f.name not in HOW_IT_RUNS}
     return {"network": _digest(repr(model), shapes), "recipe": _digest(sorted(fields.items())),
             "data": _data_digest(arrays), "resolution": str(resolution), "seed": str(seed),
             "device": device.type}
@@ -68,7 +65,7 @@ def _digest(*parts: Any) -> str:
 
 def _data_digest(arrays: tuple[np.ndarray, ...]) -> str:
     """Shapes, every label and a strided sample of the pixels: milliseconds, not the second a
-    full hash of 150 MB takes, and no two real datasets share them."""
+    full hash of 150 MB takes, and enough to tell one dataset or split from another."""
     h = hashlib.blake2b(digest_size=8)
     for a in arrays:
         h.update(repr(a.shape).encode())

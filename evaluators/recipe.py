@@ -14,9 +14,13 @@ from searchspace.files import load_named_yaml, names_in, parse_yaml
 from searchspace.limits import MAX_RESOLUTION
 
 __all__ = ["Recipe", "RecipeError", "load_profile", "profile_names", "apply_sets",
-           "check_device"]
+           "check_device", "HOW_IT_RUNS"]
 
 _DIR = Path(__file__).parent / "profiles"
+# fields that leave a training's numbers as they are: a rename, the guard, how it is scored in
+# chunks, where and how the loop runs (layout, compilation: the same numbers up to rounding);
+# a comparison's cache key and a training state's identity leave them out
+HOW_IT_RUNS = ("name", "time_limit", "eval_batch_size", "device", "channels_last", "compile")
 
 
 class RecipeError(ValueError):

@@ -23,7 +23,7 @@ import torch
 import searchspace
 from evaluators.data import fingerprint
 from evaluators.proxy import ProxyEvaluator
-from evaluators.recipe import Recipe
+from evaluators.recipe import HOW_IT_RUNS, Recipe
 from nas.report_table import human, plain_log_axis
 
 __all__ = ["Entry", "Row", "compare", "pareto", "DEFAULT_BASELINES", "write_report",
@@ -73,8 +73,7 @@ def recipe_key(recipe: Recipe) -> str:
     comparison never applies, and how the loop runs (layout, compilation)."""
     changed = {f.name: float(v) if isinstance(v, int) and not isinstance(v, bool) else v
                for f in fields(recipe)
-               if f.name not in ("name", "time_limit", "eval_batch_size", "device",
-                                 "channels_last", "compile")
+               if f.name not in HOW_IT_RUNS
                and (v := getattr(recipe, f.name)) != f.default}
     return hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:8]
 
