@@ -52,9 +52,9 @@ class Row:
     params: int
     resolution: int
     accuracy: float  # mean over seeds
-    accuracy_std: float
+    accuracy_std: float | None  # None with one seed: no spread was measured
     seeds: int
-    seconds: float  # mean training time
+    seconds: float  # mean training time, seconds
     latency_ms: dict[str, float]  # "cpu_b1", "cpu_b256", and "cuda_b1", "cuda_b256"
     pareto: bool = False
     key: str = ""
@@ -193,7 +193,7 @@ def _row(e: Entry, records: list[dict[str, Any]], folder: Path) -> Row:
     c = searchspace.cost(e.genotype)
     accs = [r["accuracy"] for r in records]
     return Row(e.name, e.discovered, c.madds, c.params, e.genotype.resolution,
-               statistics.mean(accs), statistics.stdev(accs) if len(accs) > 1 else 0.0,
+               statistics.mean(accs), statistics.stdev(accs) if len(accs) > 1 else None,
                len(records), statistics.mean(r["seconds"] for r in records),
                _latencies(e.genotype, folder), key=e.genotype.key())
 
@@ -209,9 +209,10 @@ def _plot(rows: list[Row], x: str, path: Path, xlabel: str, ylabel: str, title: 
     for discovered, color, marker, label in ((False, "0.45", "o", "hand-designed"),
                                              (True, "C3", "*", "discovered")):
         pts = [r for r in rows if r.discovered == discovered]
-        if pts:
+        if pts:  # no bar where one seed measured no spread (NaN draws nothing)
             ax.errorbar([getattr(r, x) / scale for r in pts], [100 * r.accuracy for r in pts],
-                        yerr=[100 * r.accuracy_std for r in pts], fmt=marker, color=color,
+                        yerr=[100 * r.accuracy_std if r.accuracy_std is not None
+                              else float("nan") for r in pts], fmt=marker, color=color,
                         ms=13 if discovered else 7, capsize=3, label=label, zorder=3)
     front = sorted((r for r in rows if r.pareto), key=lambda r: getattr(r, x))
     if x == "madds" and len(front) > 1:
@@ -247,8 +248,8 @@ def write_report(rows: list[Row], recipe: Recipe, data: str | None, seeds: int,
     _plot(rows, "params", folder / "params.png", "parameters (millions, log scale)", ylabel,
           f"Accuracy against parameters ({recipe.name}, {kind} recipe)")
     results = {"recipe": asdict(recipe), "data": data, "seeds": seeds, "wall_s": round(wall, 1),
-               "environment": environment, "rows": [asdict(r) for r in rows],
-               "missing": missing or []}
+               "train_s": round(_train_seconds(rows), 1), "environment": environment,
+               "rows": [asdict(r) for r in rows], "missing": missing or []}
     (folder / "results.json").write_text(json.dumps(results, indent=2))
     lat = sorted({k for r in rows for k in r.latency_ms})
     head = ("| | network | multiply-adds | parameters | res | " + f"{metric} acc (%) | " +
@@ -268,30 +269,61 @@ def write_report(rows: list[Row], recipe: Recipe, data: str | None, seeds: int,
            "by) - a short proxy run, "
            "not a final accuracy: rankings, not absolute numbers"),
         f"- data: {data or 'CIFAR-10 (default source)'}; seeds: {seeds} "
-        "(mean +- standard deviation)",
+        + ("(mean +- standard deviation)" if seeds > 1 else "(one training each: no spread)"),
         f"- hardware and versions: {environment}",
-        f"- wall time: {wall / 60:.1f} min (cached results cost nothing)",
+        _time_line(rows, wall),
         "",
         "Rows sorted by multiply-adds; **P** marks the Pareto-optimal rows (no other row is "
         "both cheaper and more accurate); discovered networks are in bold.",
         "",
         *([f"**Not trained yet** ({len(missing)}): {', '.join(missing)}.", ""] if missing else []),
+        *_latency_caveat(lat),
         head,
         "|" + "---|" * (6 + len(lat)) + "---|",
     ]
     for r in rows:
         name = f"**{r.name}**" if r.discovered else r.name
-        spread = f"+- {100 * r.accuracy_std:.2f}" if r.seeds == seeds else \
-            f"({r.seeds} of {seeds} seeds)"
         lines.append(
             f"| {'P' if r.pareto else ''} | {name} | {human(r.madds)} | {r.params:,} | "
-            f"{r.resolution} | {100 * r.accuracy:.2f} {spread} | "
+            f"{r.resolution} | {_mean_spread(r, seeds)} | "
             f"{r.seconds:.1f} | " + " | ".join(f"{r.latency_ms.get(k, 0):.2f}" for k in lat)
             + " |")
     lines += ["", "![accuracy against multiply-adds](pareto.png)", "",
               "![accuracy against parameters](params.png)", ""]
     (folder / "report.md").write_text("\n".join(lines))
     return results
+
+
+def _mean_spread(r: Row, seeds: int) -> str:
+    """A row's accuracy in %: mean +- sd over its seeds, no spread from one seed (none was
+    measured), and how many of ``seeds`` when some are missing."""
+    text = f"{100 * r.accuracy:.2f}"
+    if r.accuracy_std is not None:
+        text += f" +- {100 * r.accuracy_std:.2f}"
+    if r.seeds < seeds:
+        text += f" ({r.seeds} of {seeds} seeds)"
+    return text
+
+
+def _train_seconds(rows: list[Row]) -> float:
+    """The trainings' own measured seconds, summed over networks and seeds (those read from
+    the cache included: a rerun costs nothing but its results did)."""
+    return sum(r.seconds * r.seeds for r in rows)
+
+
+def _time_line(rows: list[Row], wall: float) -> str:
+    return (f"- time: the trainings took {_train_seconds(rows) / 60:.1f} min (each one's own "
+            f"measured seconds, summed, cached ones included); this run's wall time "
+            f"{wall / 60:.1f} min (a result read from the cache costs nothing)")
+
+
+def _latency_caveat(lat: list[str]) -> list[str]:
+    """CPU timings share the machine with everything else on it: say so beside them."""
+    if not any(k.startswith("cpu_") for k in lat):
+        return []
+    return ["CPU latencies are medians of a few passes on a shared machine: on a busy one they "
+            "swing up to 100x between runs, so rank by multiply-adds and treat them as rough.",
+            ""]
 
 
 def entries_for(found: list[tuple[str, searchspace.Genotype]], baselines: list[str],

@@ -55,7 +55,7 @@ def test_compare_report_json_and_a_rerun_that_trains_nothing(cifar_jpeg, found, 
                                                                    if y["name"] == n))
     assert {x["name"] for x in rows} == {"found", "resnet20", "mobilenetv2"}
     for x in rows:
-        assert 0 < x["accuracy"] <= 1 and x["accuracy_std"] == 0.0
+        assert 0 < x["accuracy"] <= 1 and x["accuracy_std"] is None  # one seed: no spread
         assert x["latency_ms"]["cpu_b1"] > 0 and x["latency_ms"]["cpu_b256"] > 0
         assert set(x) >= {"madds", "params", "seconds"}
     assert any(x["pareto"] for x in rows)
@@ -72,6 +72,10 @@ def test_compare_report_json_and_a_rerun_that_trains_nothing(cifar_jpeg, found, 
     assert again.stderr.count("(cached)") == 3
     assert json.loads(again.stdout.strip().splitlines()[-1])["rows"] == rows
     assert {p: p.stat().st_mtime_ns for p in cache} == stamps
+    # all cached, yet the report states what the trainings cost, from their own records
+    trained = sum(json.loads(p.read_text())["seconds"] for p in cache if "latency" not in p.name)
+    assert json.loads((out / "results.json").read_text())["train_s"] == round(trained, 1) > 0
+    assert f"the trainings took {trained / 60:.1f} min" in (out / "report.md").read_text()
 
     # an interrupted compare: one result missing is the only one trained again
     missing = next(p for p in cache if "latency" not in p.name)
