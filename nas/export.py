@@ -122,8 +122,10 @@ def export_source(g: searchspace.Genotype, found_by: str = "", weights_file: str
         f"Genotype key: {g.key()}. Needs only torch.",
         "",
         "    model = build_model(" + (f'"{weights_file}"' if weights_file else "") + ")",
-        f"    logits = model(images)  # images: (N, 3, {g.resolution}, {g.resolution}), "
-        "normalised per channel",
+        f"    logits = model(images)  # images: (N, {g.in_channels}, {g.resolution}, "
+        f"{g.resolution}), normalised per channel",
+        "",
+        *_input_note(g.resolution),
         '"""',
     ]
     body = [
@@ -150,6 +152,7 @@ def export_source(g: searchspace.Genotype, found_by: str = "", weights_file: str
         "",
         "    def __init__(self) -> None:",
         "        super().__init__()",
+        "        self.resolution = RESOLUTION  # an attribute: TorchScript reads no global",
         f"        self.stem = Stem({g.in_channels}, {st.width}, {st.kernel}, {st.stride}, "
         f"{st.act!r}, {st.norm})",
         "        self.stages = nn.ModuleList([",
@@ -159,10 +162,14 @@ def export_source(g: searchspace.Genotype, found_by: str = "", weights_file: str
         f"{h.pool!r}, {h.dropout}, NUM_CLASSES)",
         "",
         "    def forward(self, x: torch.Tensor) -> torch.Tensor:",
+        "        check_input(x, self.resolution)",
         "        x = self.stem(x)",
         "        for stage in self.stages:",
         "            x = stage(x)",
         "        return self.head(x)",
+        "",
+        "",
+        _CHECK_INPUT,
         "",
         "",
         "def build_model(weights: str | None = None) -> Network:",
@@ -175,6 +182,31 @@ def export_source(g: searchspace.Genotype, found_by: str = "", weights_file: str
         "",
     ]
     return "\n".join(header + [""] + body)
+
+
+def _input_note(resolution: int) -> list[str]:
+    """The docstring's word on input size: CIFAR-10 is 32x32, a scaled network may not be."""
+    if resolution == 32:
+        return ["Input: 32x32 images, CIFAR-10's own size; any other size raises ValueError."]
+    return textwrap.wrap(
+        f"Input: {resolution}x{resolution} images, this network's resolution. CIFAR-10's "
+        f"32x32 images must be resized first, as nas's training does: F.interpolate(images, "
+        f"size=RESOLUTION, mode='bilinear', antialias=True) after normalising. Any other size "
+        "raises ValueError.", 95)
+
+
+# In the exported file: a wrong input size fails by name instead of as a shape mismatch deep
+# inside (or, under global pooling, silently). Skipped while tracing (ONNX, torch.jit.trace),
+# whose graphs are specialised to the example's size anyway; torch.jit.script compiles it.
+_CHECK_INPUT = '''def check_input(x: torch.Tensor, side: int) -> None:
+    """ValueError unless ``x`` is a batch of ``side`` x ``side`` images."""
+    if torch.jit.is_tracing():
+        return
+    if x.dim() != 4 or x.shape[2] != side or x.shape[3] != side:
+        raise ValueError(
+            f"expected images of shape (N, C, {side}, {side}), got {list(x.shape)}: resize "
+            f"them to {side}x{side} first (F.interpolate(images, size={side}, "
+            "mode='bilinear', antialias=True))")'''
 
 
 def _placement(classes: dict[Cell, str], cp: CellPlan) -> str:
