@@ -14,6 +14,7 @@ import io
 import json
 import os
 import pickle
+import sys
 import tarfile
 import urllib.request
 import warnings
@@ -35,6 +36,7 @@ STD = (0.2470, 0.2435, 0.2616)
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 OFFICIAL_MD5 = "c58f30108f718f92721af3b95e74349a"
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm")
+_QUIET_BYTES = 1 << 20  # a source this small decodes in under a second: no decoding line
 
 
 class DataError(Exception):
@@ -171,6 +173,9 @@ def _cached(source: Path) -> Path:
     folder = cache_dir() / f"cifar10-{_fingerprint(source)}"
     if (folder / "meta.json").is_file():
         return folder
+    if _size(source) > _QUIET_BYTES:  # seconds of silence otherwise (10 for the JPEG archive)
+        print(f"decoding {source} into uint8 arrays under {folder}, once: later runs read "
+              "them", file=sys.stderr, flush=True)
     arrays = _decode(source)
     tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
     try:
@@ -190,6 +195,13 @@ def _cached(source: Path) -> Path:
             p.unlink()
         tmp.rmdir()
     return folder
+
+
+def _size(path: Path) -> int:
+    """Bytes in an archive, or in a folder's files."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def _load_arrays(folder: Path, part: str) -> tuple[np.ndarray, np.ndarray]:

@@ -129,6 +129,23 @@ def test_cache_is_reused_and_keyed_by_content(tmp_path) -> None:
     assert len(list(cache.glob("cifar10-*"))) == 2
 
 
+def test_first_decode_says_so_once(tmp_path, capsys) -> None:
+    """Seconds of decoding are announced (what, where the cache goes, once); a cached source
+    and a tiny one, decoded at once, stay quiet."""
+    small, large = tmp_path / "s.tar.gz", tmp_path / "l.tar.gz"
+    official_archive(small)
+    official_archive(large, per_batch=120)  # random pixels: over 1 MB compressed
+    assert large.stat().st_size > 1 << 20
+    load_search(large, val_size=10)
+    err = capsys.readouterr().err.strip().splitlines()
+    cache = next((tmp_path / "cache").glob("cifar10-*"))
+    assert len(err) == 1 and f"decoding {large}" in err[0]
+    assert str(cache) in err[0] and "once" in err[0]
+    load_final(large)
+    load_search(small, val_size=10)
+    assert capsys.readouterr().err == ""
+
+
 def test_bad_sources_give_one_clear_line(tmp_path) -> None:
     archive = tmp_path / "c.tar.gz"
     official_archive(archive)
