@@ -21,8 +21,9 @@ from nas.trial import Record, records
 
 __all__ = ["write_outputs", "write_trials_csv", "environment", "command_line"]
 
-# trials.csv's columns: Record fields (status: Record.label), then the decisions
-_COLUMNS = ["number", "status", "accuracy", "worth", "madds", "params", "seconds",
+# trials.csv's columns: Record fields (status: Record.label; a _pct column is the field, a
+# fraction, in percent like every report), then the decisions
+_COLUMNS = ["number", "status", "accuracy_pct", "worth_pct", "madds", "params", "seconds",
             "images_per_s", "key", "reused_from", "rescore_of", "screened", "seed", "retry_of",
             "reason"]
 _ROUNDED = {"seconds", "images_per_s"}
@@ -65,7 +66,7 @@ def _cpu_model() -> str:
 
 
 def write_trials_csv(study: optuna.Study, path: Path) -> list[Record]:
-    """One row per trial: status, accuracy, cost, time, reason and the decisions."""
+    """One row per trial: status, accuracy (%), cost, time, reason and the decisions."""
     trials = records(study)
     names = sorted({k for t in trials for k in t.decisions})
     with open(path, "w", newline="") as f:
@@ -79,9 +80,12 @@ def write_trials_csv(study: optuna.Study, path: Path) -> list[Record]:
 def _cell(t: Record, column: str) -> Any:
     if column == "status":
         return t.label
-    value = getattr(t, column)
+    field = column.removesuffix("_pct")
+    value = getattr(t, field)
     if value is None:
         return ""
+    if field != column:
+        return round(100 * value, 4)  # 43.41, not 43.410000000000004
     return round(value, 2) if column in _ROUNDED else value
 
 
@@ -179,8 +183,7 @@ def _report(cfg, choice, base: searchspace.Genotype, final: searchspace.Genotype
     # a pipe inside a table cell must be escaped, even in code (NAS-Bench-201's strings)
     cell = f" `{base.name}`".replace("|", "\\|") if base.name != "searched-base" else ""
     final_score = ("not scored: the table knows only the benchmark's own networks; "
-                   "`nas train best.yaml --profile full` trains it" if table else
-                   "not trained here: `nas train best.yaml --profile full`")
+                   if table else "not trained here; ") + _full_training(cfg)
     if not cfg.budget:
         final_score = "the searched base itself (no budget to scale it to)"
     found = []
@@ -230,3 +233,16 @@ def _report(cfg, choice, base: searchspace.Genotype, final: searchspace.Genotype
         "",
     ]
     return "\n".join(lines)
+
+
+def _full_training(cfg) -> str:
+    """The command that trains the final network, runnable from where the search was started
+    (the run folder as typed), and what it costs: the user should not start it on a CPU."""
+    import shlex
+
+    from evaluators.recipe import load_profile
+
+    epochs = load_profile("full").epochs
+    path = shlex.quote(str(Path(cfg.out) / "best.yaml"))
+    return (f"`nas train {path} --profile full` trains it: a GPU job ({epochs:g} epochs over "
+            "all 50,000 training images; hours on a CPU)")

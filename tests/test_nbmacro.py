@@ -152,7 +152,7 @@ def test_budgeted_search_names_what_it_found_and_the_gap_to_the_best(table, tmp_
     scored = [r for r in rows if r["status"] == "ok"]
     assert scored and all(float(r["madds"]) <= 50e6 for r in scored)
     assert len({r["key"] for r in scored}) == len(scored)  # no network trained twice
-    assert all(0.4 < float(r["worth"]) < 1 for r in scored)
+    assert all(40 < float(r["worth_pct"]) < 100 for r in scored)
     assert "use --space nbmacro" in refused("search", "--space", "nb201", "--evaluator",
                                             "nbmacro-table", "--budget", "50M-madds",
                                             "--data", str(TABLE), "--out", tmp_path / "x")
@@ -191,12 +191,12 @@ def test_the_final_choice_trains_the_best_again_and_names_the_best_mean(table, t
     for r in again:  # the first training's seed plus 1 and 2: the other two trainings
         assert int(r["seed"]) - int(first[r["rescore_of"]]["seed"]) in (1, 2)
         assert r["key"] == first[r["rescore_of"]]["key"]
-    top3 = sorted(first.values(), key=lambda r: -float(r["accuracy"]))[:3]
+    top3 = sorted(first.values(), key=lambda r: -float(r["accuracy_pct"]))[:3]
     assert {r["rescore_of"] for r in again} == {r["number"] for r in top3}
     best = json.loads((out / "summary.json").read_text())["best"]
     assert len(best["trainings"]) == 3 and 0 <= best["confidence"] <= 1
-    means = {r["number"]: float(r["worth"]) for r in top3}  # three trainings: the mean
-    assert best["val_accuracy"] == pytest.approx(max(means.values()))
+    means = {r["number"]: float(r["worth_pct"]) for r in top3}  # three trainings: the mean
+    assert 100 * best["val_accuracy"] == pytest.approx(max(means.values()), abs=1e-4)
     assert "chosen among the 3 networks of best single scores" in (out / "report.md").read_text()
     assert "--rescore 5 takes 10 of the 10 trials" in refused(
         "search", "--space", "nbmacro", "--evaluator", "nbmacro-table", "--budget", "50M-madds",
