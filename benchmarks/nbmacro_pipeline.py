@@ -39,7 +39,8 @@ from evaluators.zero_cost import kendall_tau, vote
 from nas.budget import parse_budget
 from nas.report_table import table
 from nas.run_folder import command_line
-from nas.study import best_trial, open_storage
+from nas.storage import open_storage
+from nas.tally import best_trial
 from nas.trial import Status, records
 from searchspace import nbmacro
 

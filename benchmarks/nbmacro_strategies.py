@@ -4,7 +4,7 @@
         [--budgets 40M,50M,60M,none] [--strategies random,evolution,rl,tpe] [--screen 10]
         [--trials 100] [--rescore 5] [--jobs 2] [--out results/nbmacro]
 
-Each search runs the real loop (``nas.study.run_worker``, in-memory storage) over the
+Each search runs the real loop (``nas.loop.run_worker``, in-memory storage) over the
 ``nbmacro`` space, scored by ``nbmacro-table``: a trial's reward is one of the benchmark's
 three trainings, picked by its seed, as one real training gives. After ``m`` networks scored
 the search names the network of best single score; its regret is the mean accuracy of the
@@ -29,7 +29,7 @@ from evaluators.nbmacro_table import NBMacroTable
 from nas.budget import parse_budget
 from nas.rescore import Rescore, choose, rescore
 from nas.screen import zero_cost_screen
-from nas.study import Stop, run_worker
+from nas.loop import Stop, run_worker
 from nas.trial import Record, records
 
 MARKS = (25, 50, 100)

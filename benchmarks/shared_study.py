@@ -23,7 +23,7 @@ import optuna
 
 from nas.report_table import table
 from nas.strategies.synthetic import run_synthetic
-from nas.study import create_study, open_storage
+from nas.storage import create_study, open_storage
 from nas.trial import Status, records
 from searchspace import Limits
 

@@ -1,4 +1,4 @@
-"""Strategy quality through the real search loop (`nas.study.run_worker`), in-memory storage.
+"""Strategy quality through the real search loop (`nas.loop.run_worker`), in-memory storage.
 
     python benchmarks/strategies.py --space nb201 [--seeds 20] [--trials 100] [--jobs 2]
                                     [--data ../shared/data/nb201] [--out results/nb201]
@@ -30,7 +30,7 @@ from nas.budget import parse_budget
 from nas.report_table import table
 from nas.strategies import OURS
 from nas.strategies.synthetic import SyntheticObjective
-from nas.study import Stop, run_worker
+from nas.loop import Stop, run_worker
 from nas.trial import Status, records
 
 # NAS-Bench-201 (Dong & Yang, ICLR 2020), Table 5: CIFAR-10 validation accuracy of the cell

@@ -33,7 +33,7 @@ import evaluators  # noqa: E402
 import searchspace  # noqa: E402
 from evaluators.table import NB201Table  # noqa: E402
 from nas.report_table import table  # noqa: E402
-from nas.study import Stop, run_worker  # noqa: E402
+from nas.loop import Stop, run_worker  # noqa: E402
 from nas.trial import Status, records  # noqa: E402
 
 PAIRS = [("evolution", "nni:evolution"), ("rl", "nni:rl"), ("tpe", "nni:tpe"),

@@ -3,21 +3,29 @@
     ev = evaluators.make("proxy-cpu", data="cifar10-jpeg.tar.gz", limits=Limits(madds=150e6))
     ev = evaluators.make("nb201-table", data="shared/data/nb201")
     ev = evaluators.make("nbmacro-table", data="shared/data/nbmacro", limits=Limits(madds=50e6))
+    ev = evaluators.FunctionEvaluator(my_score)        # a function of a genotype
     ev.load(); ev.evaluate(genotype, seed, assignment)  # -> Evaluation
+
+Every one keeps the contract of ``evaluators.Evaluator`` (``evaluators/base.py``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-from evaluators.proxy import Evaluation, ProxyEvaluator
+from evaluators.base import Evaluation, Evaluator, Status
+from evaluators.data import DataError
+from evaluators.function import FunctionEvaluator
+from evaluators.proxy import ProxyEvaluator
 from evaluators.recipe import RecipeError, check_device, load_profile, profile_names
 from evaluators.nbmacro_table import NBMacroMean, NBMacroTable
 from evaluators.table import NB201Table
 from searchspace import Limits
 
-__all__ = ["make", "names", "Evaluation", "ProxyEvaluator", "NB201Table", "NBMacroTable",
-           "NBMacroMean", "TABLES"]
+__all__ = ["make", "names", "as_evaluator", "Evaluator", "Evaluation", "Status", "DataError",
+           "ProxyEvaluator", "FunctionEvaluator", "NB201Table", "NBMacroTable", "NBMacroMean",
+           "TABLES"]
 
 # evaluators that look a score up instead of training
 TABLES = {"nb201-table": NB201Table, "nbmacro-table": NBMacroTable,
@@ -30,7 +38,7 @@ def names() -> list[str]:
 
 
 def make(name: str | Path, data: str | Path | None = None,
-         limits: Limits | None = None) -> ProxyEvaluator | NB201Table | NBMacroTable:
+         limits: Limits | None = None) -> Evaluator:
     """The evaluator called ``name``: a table, or the proxy trained by that profile (a shipped
     name or a YAML path); RecipeError lists the known names when it is neither."""
     if str(name) in TABLES:
@@ -41,3 +49,14 @@ def make(name: str | Path, data: str | Path | None = None,
     recipe = load_profile(name)
     check_device(recipe.device, recipe.name)  # a device this machine lacks: one line, here
     return ProxyEvaluator(recipe, data=data, limits=limits)
+
+
+def as_evaluator(evaluator: str | Path | Evaluator | Callable[..., float],
+                 data: str | Path | None = None, limits: Limits | None = None) -> Evaluator:
+    """An Evaluator from what a user has: a name (``make``), an Evaluator (as it is), or a
+    function ``f(genotype) -> float`` or ``f(genotype, seed) -> float``."""
+    if isinstance(evaluator, Evaluator):
+        return evaluator
+    if isinstance(evaluator, str | Path):
+        return make(evaluator, data=data, limits=limits)
+    return FunctionEvaluator(evaluator, limits=limits)

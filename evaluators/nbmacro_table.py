@@ -19,7 +19,7 @@ from typing import Any
 
 import searchspace
 from evaluators.data import DataError
-from evaluators.proxy import Evaluation
+from evaluators.base import Evaluation, Evaluator, Status
 from evaluators.table import table_path
 from searchspace import nbmacro
 
@@ -63,18 +63,19 @@ def load_nbmacro(data: str | Path | None = None) -> dict[str, MacroRow]:
     return table
 
 
-class NBMacroTable:
+class NBMacroTable(Evaluator):
     """Scores ``nbmacro`` networks by one published training, picked by the trial's seed.
 
     Example:
-        >>> ev = NBMacroTable("shared/data/nbmacro")
-        >>> e = ev.evaluate(g, seed=7, assignment=a)  # doctest: +SKIP
-        >>> e.accuracy, e.worth  # training 7 % 3 = 1, and the mean of the three
+        >>> ev = NBMacroTable(NBMACRO)  # the table's JSON, or its folder
+        >>> a = nbmacro.parse_arch("22212220")
+        >>> e = ev.evaluate(searchspace.load_space("nbmacro").genotype(a), seed=7, assignment=a)
+        >>> round(e.accuracy, 4), round(e.worth, 4)  # training 7 % 3 = 1; the mean of three
+        (0.9333, 0.9313)
     """
 
     name = "nbmacro-table"
     template = "nbmacro"  # the space whose networks the table holds
-    scores_any_genotype = False  # only the benchmark's own networks are in the table
     noisy = True  # one training's score, as a real search gets
 
     def __init__(self, data: str | Path | None = None,
@@ -141,17 +142,17 @@ class NBMacroTable:
         """Look ``g`` up by its decisions: one training's accuracy, and the mean as worth."""
         start = time.perf_counter()
         c = searchspace.cost(g)
-        why = self.limits.over(c)
-        if why:
-            return Evaluation("rejected", c.madds, c.params, reason=why)
+        rejected = self.budget_check(c)
+        if rejected is not None:
+            return rejected
         row = self.row(assignment or {})
         if (g.resolution, g.num_classes, g.in_channels) != (32, 10, 3):
             row = None  # the benchmark trained CIFAR-10 at 32x32 only
         if row is None:
-            return Evaluation("failed", c.madds, c.params, device="table",
+            return Evaluation(Status.FAILED, c.madds, c.params, device="table",
                               reason="not a network of NAS-Bench-Macro (the table scores only "
                                      "the nbmacro space)")
-        return Evaluation("ok", c.madds, c.params, self.reward(row, seed) / 100, "test",
+        return Evaluation(Status.OK, c.madds, c.params, self.reward(row, seed) / 100, "test",
                           time.perf_counter() - start, 0.0, 50.0, "table",
                           worth=row.mean / 100)
 

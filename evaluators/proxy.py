@@ -7,56 +7,32 @@ import gc
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 import searchspace
+from evaluators.base import Evaluation, Evaluator, Status
 from evaluators.data import Split, load_final, load_search
 from evaluators.recipe import Recipe
 from evaluators.train import Diverged, EpochLog, TooSlow, TrainResult, pick_device, train
 
-__all__ = ["Evaluation", "ProxyEvaluator", "subset", "eval_subset", "held_out"]
+__all__ = ["ProxyEvaluator", "subset", "eval_subset", "held_out"]
 
 SUBSET_SEED = 0  # which training images a recipe's train_subset picks: fixed, not per trial
 
 
-@dataclass(frozen=True)
-class Evaluation:
-    """The outcome for one candidate."""
-
-    status: str  # "ok", "rejected" (over budget, never built) or "failed" (with a reason)
-    madds: int  # of the genotype itself (the budget applies to it)
-    params: int
-    accuracy: float | None = None  # on "val" or "holdout" (search profiles), "test" (final)
-    split: str = "val"
-    seconds: float = 0.0  # build, train and score
-    images_per_s: float = 0.0  # training throughput
-    epochs: float = 0.0
-    device: str = ""
-    reason: str = ""
-    # what the network is truly worth, where the evaluator knows it (a table's mean over its
-    # trainings, as a fraction); None for a real training, whose one score is all there is
-    worth: float | None = None
-
-    def to_dict(self) -> dict:
-        """Plain data (for JSON and trial attributes)."""
-        return asdict(self)
-
-
-class ProxyEvaluator:
+class ProxyEvaluator(Evaluator):
     """Scores genotypes by a recipe; loads the data once and keeps it.
 
     Example:
-        >>> ev = ProxyEvaluator(load_profile("proxy-cpu"), data="cifar10-jpeg.tar.gz",
+        >>> ev = ProxyEvaluator(load_profile("proxy-cpu"), data=CIFAR10,
         ...                     limits=searchspace.Limits(madds=600e6))
         >>> ev.evaluate(searchspace.zoo.get("resnet20")).accuracy  # doctest: +SKIP
         0.45
     """
 
-    scores_any_genotype = True  # it trains whatever it is given
     noisy = True  # another seed, another score: the final choice trains the best again
 
     def __init__(self, recipe: Recipe, data: str | Path | None = None,
@@ -98,6 +74,16 @@ class ProxyEvaluator:
         """Load (or fetch) the data now, with a one-line DataError when it is missing."""
         self.split  # noqa: B018
 
+    def warnings(self, space: searchspace.SearchSpace) -> list[str]:
+        """A recipe that trains every candidate at a reduced depth cannot rank a space's
+        depths."""
+        depths = [d for d, choices in space.decisions.items()  # the cells template's depths
+                  if d.endswith("_depth") and len(choices) > 1]
+        if not depths or self.recipe.depth_mult == 1.0:
+            return []
+        return [f"{self.name} trains every candidate at {self.recipe.reduction()}, so it "
+                f"cannot tell this space's depths apart ({', '.join(depths)})"]
+
     def trained_genotype(self, g: searchspace.Genotype) -> searchspace.Genotype:
         """What the proxy actually trains: ``g`` at the recipe's depth, width and resolution."""
         r = self.recipe
@@ -113,16 +99,16 @@ class ProxyEvaluator:
         ``assignment`` (the decisions behind ``g``) is not needed: training sees the genotype.
         """
         c = searchspace.cost(g)
-        why = self.limits.over(c)
-        if why:
-            return Evaluation("rejected", c.madds, c.params, reason=why)
+        rejected = self.budget_check(c)
+        if rejected is not None:
+            return rejected
         result, reason = self._train(g, seed)
         if reason:
-            return Evaluation("failed", c.madds, c.params, split=self.split.eval_name,
+            return Evaluation(Status.FAILED, c.madds, c.params, split=self.split.eval_name,
                               seconds=result.seconds if result else 0.0,
                               images_per_s=result.images_per_s if result else 0.0,
                               reason=reason, device=str(self.device))
-        return Evaluation("ok", c.madds, c.params, result.accuracy, self.split.eval_name,
+        return Evaluation(Status.OK, c.madds, c.params, result.accuracy, self.split.eval_name,
                           result.seconds, result.images_per_s, result.epochs, result.device)
 
     def train(self, g: searchspace.Genotype, seed: int = 0, recipe: Recipe | None = None,

@@ -19,7 +19,7 @@ from typing import Any
 
 import searchspace
 from evaluators.data import DataError
-from evaluators.proxy import Evaluation
+from evaluators.base import Evaluation, Evaluator, Status
 from searchspace import nb201
 
 __all__ = ["NB201Table", "Row", "ENV", "CSV_NAME", "load_nb201", "table_path"]
@@ -86,7 +86,7 @@ def load_nb201(data: str | Path | None = None) -> dict[tuple[str, ...], Row]:
     return table
 
 
-class NB201Table:
+class NB201Table(Evaluator):
     """Scores ``nb201`` cells by NAS-Bench-201's 200-epoch validation accuracy.
 
     Example:
@@ -97,7 +97,6 @@ class NB201Table:
 
     name = "nb201-table"
     template = "nb201"  # the space whose networks the table holds
-    scores_any_genotype = False  # only the benchmark's own networks are in the table
     noisy = False  # one number a network, whatever the seed: nothing to gain by rescoring
 
     def __init__(self, data: str | Path | None = None,
@@ -137,15 +136,15 @@ class NB201Table:
         self.load()
         start = time.perf_counter()
         c = searchspace.cost(g)
-        why = self.limits.over(c)
-        if why:
-            return Evaluation("rejected", c.madds, c.params, reason=why)
+        rejected = self.budget_check(c)
+        if rejected is not None:
+            return rejected
         row = self.row(assignment or {})
         if (g.resolution, g.num_classes, g.in_channels) != (32, 10, 3):
             row = None  # the benchmark trained CIFAR-10 at 32x32 only
         if row is None:
-            return Evaluation("failed", c.madds, c.params, device="table",
+            return Evaluation(Status.FAILED, c.madds, c.params, device="table",
                               reason="not a cell of NAS-Bench-201 (the table scores only the "
                                      "nb201 space)")
-        return Evaluation("ok", c.madds, c.params, row.val / 100, "val",
+        return Evaluation(Status.OK, c.madds, c.params, row.val / 100, "val",
                           time.perf_counter() - start, 0.0, 200.0, "table", worth=row.val / 100)

@@ -165,6 +165,7 @@ def compare(entries: list[Entry], ev: ProxyEvaluator, seeds: int, folder: Path,
     rows = []
     total = len(entries) * seeds
     done = 0
+    paces: list[float] = []  # seconds of the trainings this run did (cached ones take none)
     for e in entries:
         records = []
         for seed in range(seeds):
@@ -179,14 +180,30 @@ def compare(entries: list[Entry], ev: ProxyEvaluator, seeds: int, folder: Path,
                 log(f"resuming {e.name} seed {seed} from {path.with_suffix('.state')}")
             start = time.perf_counter()
             records.append(_train_cached(ev, e.genotype, seed, folder, data_key))
-            note = "cached" if cached else f"{time.perf_counter() - start:.0f}s"
-            log(f"[{done}/{total}] {e.name} seed {seed}: "
-                f"{100 * records[-1]['accuracy']:.2f}% ({note})")
+            if not cached:
+                paces.append(time.perf_counter() - start)
+            note = "cached" if cached else f"{paces[-1]:.0f}s" + _left(paces, total - done)
+            log(f"[{done}/{total}] {e.name} seed {seed}: {100 * records[-1]['accuracy']:.2f}% "
+                f"on the {_images(ev)} images ({note})")
         if records:
             rows.append(_row(e, records, folder))
     rows.sort(key=lambda r: r.madds)
     pareto(rows)
     return rows
+
+
+def _images(ev: ProxyEvaluator) -> str:
+    """Which images a score is on, in words."""
+    name = ev.split.eval_name
+    return {"holdout": "held-out validation", "val": "validation"}.get(name, name)
+
+
+def _left(paces: list[float], remaining: int) -> str:
+    """About how long the trainings left take, at the pace of those done (none when none
+    are left)."""
+    if not remaining:
+        return ""
+    return f"; about {remaining * statistics.mean(paces) / 60:.0f} min left at this pace"
 
 
 def _row(e: Entry, records: list[dict[str, Any]], folder: Path) -> Row:
@@ -252,9 +269,21 @@ def write_report(rows: list[Row], recipe: Recipe, data: str | None, seeds: int,
                "rows": [asdict(r) for r in rows], "missing": missing or []}
     (folder / "results.json").write_text(json.dumps(results, indent=2))
     lat = sorted({k for r in rows for k in r.latency_ms})
-    head = ("| | network | multiply-adds | parameters | res | " + f"{metric} acc (%) | " +
-            "train s | " + " | ".join(f"{k} ms" for k in lat) + " |")
-    lines = [
+    lines = [*_report_head(recipe, data, seeds, wall, rows, environment, command, metric, kind),
+             *([f"**Not trained yet** ({len(missing)}): {', '.join(missing)}.", ""]
+               if missing else []),
+             *_latency_caveat(lat),
+             *_table(rows, seeds, metric, lat)]
+    lines += ["", "![accuracy against multiply-adds](pareto.png)", "",
+              "![accuracy against parameters](params.png)", ""]
+    (folder / "report.md").write_text("\n".join(lines))
+    return results
+
+
+def _report_head(recipe: Recipe, data: str | None, seeds: int, wall: float, rows: list[Row],
+                 environment: str, command: str, metric: str, kind: str) -> list[str]:
+    """The report's title and its evidence: command, recipe, images, seeds, hardware, time."""
+    return [
         f"# Discovered versus hand-designed ({recipe.name})",
         "",
         f"- command: `{command}`",
@@ -276,11 +305,14 @@ def write_report(rows: list[Row], recipe: Recipe, data: str | None, seeds: int,
         "Rows sorted by multiply-adds; **P** marks the Pareto-optimal rows (no other row is "
         "both cheaper and more accurate); discovered networks are in bold.",
         "",
-        *([f"**Not trained yet** ({len(missing)}): {', '.join(missing)}.", ""] if missing else []),
-        *_latency_caveat(lat),
-        head,
-        "|" + "---|" * (6 + len(lat)) + "---|",
     ]
+
+
+def _table(rows: list[Row], seeds: int, metric: str, lat: list[str]) -> list[str]:
+    """One row a network: cost, accuracy (mean +- sd), training seconds, latencies."""
+    lines = ["| | network | multiply-adds | parameters | res | " + f"{metric} acc (%) | " +
+             "train s | " + " | ".join(f"{k} ms" for k in lat) + " |",
+             "|" + "---|" * (6 + len(lat)) + "---|"]
     for r in rows:
         name = f"**{r.name}**" if r.discovered else r.name
         lines.append(
@@ -288,10 +320,7 @@ def write_report(rows: list[Row], recipe: Recipe, data: str | None, seeds: int,
             f"{r.resolution} | {_mean_spread(r, seeds)} | "
             f"{r.seconds:.1f} | " + " | ".join(f"{r.latency_ms.get(k, 0):.2f}" for k in lat)
             + " |")
-    lines += ["", "![accuracy against multiply-adds](pareto.png)", "",
-              "![accuracy against parameters](params.png)", ""]
-    (folder / "report.md").write_text("\n".join(lines))
-    return results
+    return lines
 
 
 def _mean_spread(r: Row, seeds: int) -> str:

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from optuna.storages.journal import JournalFileBackend
-from optuna.storages.journal._file import BaseJournalFileLock, get_lock_file
 
 from nas.errors import UserError
+from nas.optuna_internals import BaseJournalFileLock, get_lock_file
 
 __all__ = ["SafeJournalBackend", "JournalWriteError", "FlockLock", "repair"]
 

@@ -51,7 +51,7 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.errors import UserError
-from nas.strategies.base import Fits, _Judge, distributions, searches, taken_keys
+from nas.strategies.base import Fits, Judge, distributions, searches, taken_keys
 from searchspace import SearchSpace
 
 INSTALL = "pip install -e '.[nni]' (from the project's folder)"
@@ -98,8 +98,14 @@ class SpaceNet(ModelSpace):
     """One of our spaces as an NNI model space: a frozen sample is our network for it.
 
     Example (NNI's own multi-trial experiment on our space):
+        >>> from nni.nas.evaluator import FunctionalEvaluator
+        >>> from nni.nas.experiment import NasExperiment
+        >>> from nni.nas.strategy import RegularizedEvolution
+        >>> def train(model):  # NNI calls it with each network it samples
+        ...     pass  # train ``model`` here, then nni.report_final_result(accuracy)
         >>> space = nas.nni.model_space("nb201")
         >>> exp = NasExperiment(space, FunctionalEvaluator(train), RegularizedEvolution())
+        >>> exp.run(port=8081)  # doctest: +SKIP
     """
 
     def __init__(self, space: str) -> None:
@@ -251,7 +257,7 @@ class NNISampler(BaseSampler):
                  trials: int | None = None) -> None:
         self.name, self.space, self.seed = name, space, seed
         self.strategy = STRATEGIES[name](seed, trials)
-        self.judge = _Judge(space, fits)
+        self.judge = Judge(space, fits)
         self._dists = distributions(space)
         self._fallback = RandomSampler(seed=seed)
         self._bridge = _Bridge()

@@ -21,7 +21,8 @@ import optuna
 from optuna.trial import TrialState, create_trial
 
 import searchspace
-from evaluators.proxy import Evaluation
+from evaluators.base import Evaluation
+from evaluators.base import Status as Outcome
 from nas.strategies import MULTI_OBJECTIVE
 from nas.strategies.base import distributions
 from nas.trial import Record, Status, fields_of, records
@@ -70,9 +71,12 @@ class Choice:
         return 0.5 * (1 + math.erf(z / math.sqrt(2)))
 
 
-    def describe(self, evaluator: str) -> str:
+    def describe(self, evaluator: str, noisy: bool = True) -> str:
         """The report's paragraph on how the winner was chosen and how sure that is."""
         n, pct = len(self.scores), ", ".join(f"{100 * s:.2f}" for s in self.scores)
+        if n == 1 and not noisy:
+            return (f"The winner is the network of best score (trial {self.record.number}), "
+                    f"by {evaluator}, which gives a network one score whatever the seed.")
         if n == 1:
             return (f"The winner is the network of best single score (trial "
                     f"{self.record.number}), one training by {evaluator}: with a noisy reward "
@@ -131,7 +135,7 @@ def rescore(study: optuna.Study, space: searchspace.SearchSpace, evaluate: Evalu
         try:
             r = evaluate(g, seed, dict(t.decisions))
         except Exception as exc:  # noqa: BLE001 - a fault fails this training only
-            r = Evaluation("failed", t.madds or 0, t.params or 0, reason=f"error: {exc}")
+            r = Evaluation(Outcome.FAILED, t.madds or 0, t.params or 0, reason=f"error: {exc}")
         study.add_trial(_trial(space, t, seed, r, strategy))
     return len(todo)
 
@@ -143,7 +147,7 @@ def _trial(space: searchspace.SearchSpace, first: Record, seed: int, r: Evaluati
                       params=first.params, **{k: getattr(r, k) for k in (
                           "accuracy", "worth", "seconds", "images_per_s", "epochs", "device",
                           "reason", "split") if getattr(r, k) not in (None, "")})
-    ok = r.status == "ok"
+    ok = r.status == Outcome.OK
     values = ([r.accuracy, first.madds] if strategy in MULTI_OBJECTIVE else [r.accuracy]) \
         if ok else None
     return create_trial(state=TrialState.COMPLETE if ok else TrialState.FAIL, values=values,

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import platform
+import shlex
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +16,11 @@ import optuna
 import torch
 
 import searchspace
-from nas.export import write_export
-from nas.rescore import choose
+from evaluators.recipe import load_profile
 from nas.report_table import human, plain_log_axis
-from nas.study import counts, failures
+from nas.rescore import choose
+from nas.standalone import write_export
+from nas.tally import counts, failures
 from nas.trial import Record, records
 
 __all__ = ["write_outputs", "write_trials_csv", "environment", "command_line"]
@@ -42,6 +46,12 @@ def environment() -> str:
 
 def command_line(cfg) -> str:
     """The `nas search` that makes this run again (defaults resolved; --data aside)."""
+    from evaluators import names
+
+    if cfg.evaluator not in names() and not Path(cfg.evaluator).suffix:
+        return (f"nas.search(space={cfg.space!r}, evaluator={cfg.evaluator}, "
+                f"budget={cfg.budget!r}, strategy={cfg.strategy!r}, trials={cfg.trials}, "
+                f"seed={cfg.seed}) from Python")
     parts = ["nas search", *([f"--budget {cfg.budget}"] if cfg.budget else []),
              f"--strategy {cfg.strategy}", f"--space {cfg.space}",
              f"--evaluator {cfg.evaluator}", f"--seed {cfg.seed}"]
@@ -65,21 +75,51 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown model"
 
 
-def write_trials_csv(study: optuna.Study, path: Path) -> list[Record]:
-    """One row per trial: status, accuracy (%), cost, time, reason and the decisions."""
+@dataclass(frozen=True)
+class Units:
+    """How a run's scores read: accuracies in percent, or a Python evaluator's own scores
+    under its name (nas.search with a function)."""
+
+    name: str
+    percent: bool = True
+
+    def text(self, x: float) -> str:
+        return f"{100 * x:.2f}%" if self.percent else f"{x:.4g}"
+
+    def value(self, x: float) -> float:
+        return 100 * x if self.percent else x
+
+    @property
+    def axis(self) -> str:
+        return f"{self.name} (%)" if self.percent else self.name
+
+
+def units(ev: Any) -> Units:
+    """The units of ``ev``'s scores (None: an accuracy)."""
+    if ev is None or ev.percent:
+        return Units("validation accuracy")
+    return Units(f"score ({ev.name})", percent=False)
+
+
+def write_trials_csv(study: optuna.Study, path: Path, percent: bool = True) -> list[Record]:
+    """One row per trial: status, accuracy (%; a Python evaluator's ``score`` as it is), cost,
+    time, reason and the decisions."""
     trials = records(study)
     names = sorted({k for t in trials for k in t.decisions})
+    columns = _COLUMNS if percent else \
+        [{"accuracy_pct": "score", "worth_pct": "worth"}.get(c, c) for c in _COLUMNS]
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(_COLUMNS + names)
+        w.writerow(columns + names)
         for t in trials:
-            w.writerow([_cell(t, c) for c in _COLUMNS] + [t.decisions.get(n, "") for n in names])
+            w.writerow([_cell(t, c) for c in columns] + [t.decisions.get(n, "") for n in names])
     return trials
 
 
 def _cell(t: Record, column: str) -> Any:
     if column == "status":
         return t.label
+    column = {"score": "accuracy"}.get(column, column)
     field = column.removesuffix("_pct")
     value = getattr(t, field)
     if value is None:
@@ -89,7 +129,8 @@ def _cell(t: Record, column: str) -> Any:
     return round(value, 2) if column in _ROUNDED else value
 
 
-def _plots(trials: list[Record], best: Record, out: Path, worth: float) -> list[str]:
+def _plots(trials: list[Record], best: Record, out: Path, worth: float, u: Units
+           ) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -97,46 +138,52 @@ def _plots(trials: list[Record], best: Record, out: Path, worth: float) -> list[
 
     scored = [t for t in trials if t.scored]
     xs = list(range(1, len(scored) + 1))
-    running, curve = 0.0, []
+    running, curve = -math.inf, []
     for t in scored:
         running = max(running, t.values[0])
-        curve.append(100 * running)
+        curve.append(u.value(running))
     fig, ax = plt.subplots(figsize=(6.4, 4))
-    ax.plot(xs, [100 * t.values[0] for t in scored], "o", color="0.7", ms=4, label="trial")
+    ax.plot(xs, [u.value(t.values[0]) for t in scored], "o", color="0.7", ms=4, label="trial")
     ax.step(xs, curve, where="post", color="C0", lw=2, label="best so far")
     ax.set_xlabel("evaluated trial")
-    ax.set_ylabel("validation accuracy (%)")
+    ax.set_ylabel(u.axis)
     ax.set_title("Search progress")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(out / "progress.png", dpi=120)
     plt.close(fig)
+    _cost_plot(scored, best, out, worth, u)
+    return ["progress.png", "accuracy_madds.png"]
+
+
+def _cost_plot(scored: list[Record], best: Record, out: Path, worth: float, u: Units) -> None:
+    import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4))
     ax.scatter([t.madds / 1e6 for t in scored],
-               [100 * t.values[0] for t in scored], s=18, color="C0", alpha=0.7,
+               [u.value(t.values[0]) for t in scored], s=18, color="C0", alpha=0.7,
                label="scored trial")
-    ax.scatter([best.madds / 1e6], [100 * worth], s=160, marker="*",
+    ax.scatter([best.madds / 1e6], [u.value(worth)], s=160, marker="*",
                color="C3", zorder=3, label=f"winner (trial {best.number})")
     ax.set_xscale("log")
     plain_log_axis(ax.xaxis)
     ax.set_xlabel("multiply-adds (millions, log scale)")
-    ax.set_ylabel("validation accuracy (%)")
-    ax.set_title("Accuracy against cost, every scored trial")
+    ax.set_ylabel(u.axis)
+    ax.set_title(f"{u.name.capitalize()} against cost, every scored trial")
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="best")
     fig.tight_layout()
     fig.savefig(out / "accuracy_madds.png", dpi=120)
     plt.close(fig)
-    return ["progress.png", "accuracy_madds.png"]
 
 
 def write_outputs(cfg, study: optuna.Study, best: Record | None,
                   scaled: tuple | None, ev: Any = None) -> dict:
     """Write the run folder's files; returns the summary printed by --json."""
     out = Path(cfg.out)
-    trials = write_trials_csv(study, out / "trials.csv")
+    u = units(ev)
+    trials = write_trials_csv(study, out / "trials.csv", u.percent)
     c = counts(study)
     summary: dict[str, Any] = {"trials": {k: c[k] for k in ("complete", "rejected", "reused",
                                                              "failed", "retried", "rescored")},
@@ -150,33 +197,34 @@ def write_outputs(cfg, study: optuna.Study, best: Record | None,
     final.to_yaml(out / "best.yaml")
     fc = searchspace.cost(final)
     found_by = (f"{cfg.strategy} search over the {cfg.space} space, {c['complete']} scored "
-                f"trials by {cfg.evaluator} (best {100 * choice.mean:.2f}% validation "
-                f"accuracy at {best.madds / 1e6:.1f}M"
+                f"trials by {cfg.evaluator} (best {u.text(choice.mean)} {u.name} at {best.madds / 1e6:.1f}M"
                 + (f", the mean of {len(choice.scores)} trainings" if len(choice.scores) > 1
                    else "") + "), "
                 + (f"compound-scaled to {cfg.budget}" if cfg.scale else "not scaled"))
     write_export(final, out / "model.py", "py", None, found_by)
-    plots = _plots(trials, best, out, choice.mean)
+    plots = _plots(trials, best, out, choice.mean, u)
     summary["best"] = {"genotype": str(out / "best.yaml"), "madds": fc.madds,
                        "params": fc.params, "val_accuracy": choice.mean,
                        "trainings": list(choice.scores), "confidence": choice.confidence,
                        "base_genotype": str(out / "base.yaml"),
                        "base_madds": best.madds, "fill": ratio}
-    table = ev is not None and not ev.scores_any_genotype
-    if table:
-        summary["best"]["table"] = ev.found(best.decisions, cfg.base_limits)
+    found = ev.found(best.decisions, cfg.base_limits) if ev is not None else None
+    if found is not None:  # a table's published row of the winner
+        summary["best"]["table"] = found
+    summary["best"]["split"] = best.split
     summary["found_by"] = found_by
     summary["seconds"] = round(time.time() - cfg.started, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / "report.md").write_text(_report(cfg, choice, base, final, ratio, c, plots,
-                                           summary, ev if table else None))
+                                           summary, ev))
     return summary
 
 
 def _report(cfg, choice, base: searchspace.Genotype, final: searchspace.Genotype,
             ratio: float | None, c: dict[str, int], plots: list[str], summary: dict,
             ev: Any) -> str:
-    table = ev is not None
+    table = "table" in summary["best"]  # a table's published row of the winner
+    u = units(ev)
     best = choice.record
     bc, fc = searchspace.cost(base), searchspace.cost(final)
     mode = " (reduced CPU search)" if cfg.reduced_cpu else ""
@@ -186,38 +234,23 @@ def _report(cfg, choice, base: searchspace.Genotype, final: searchspace.Genotype
                    if table else "not trained here; ") + _full_training(cfg)
     if not cfg.budget:
         final_score = "the searched base itself (no budget to scale it to)"
-    found = []
-    if table and "table" in summary["best"]:
-        found = [ev.found_text(summary["best"]["table"], cfg.budget), ""]
+    found = [ev.found_text(summary["best"]["table"], cfg.budget), ""] if table else []
     lines = [
         f"# Search report: {cfg.budget or 'no budget'}{mode}",
         "",
-        f"- command: `{command_line(cfg)}`",
-        f"- trials: {c['complete']} scored, {c['rejected']} rejected over budget (never "
-        f"trained), {c['reused']} proposals of networks scored already (their result reused, "
-        f"never trained twice), {c['failed']} failed, {c['retried']} queued again (worker "
-        f"died or stopped), {c['rescored']} trainings of the best again for the final choice; "
-        f"{cfg.workers} worker(s)",
-        *(["- failures by reason: " + ", ".join(f"{k} {v}" for k, v in
-                                                  summary["failures"].items())]
-          if summary["failures"] else []),
-        *([f"- screening: each trial trained the first of up to {cfg.screen} new proposals "
-           f"ranked by the zero-cost `{cfg.screen_by}` (`--screen {cfg.screen}`)"]
-          if cfg.screen > 1 else []),
-        f"- search wall time: {summary['seconds'] / 60:.1f} min; {environment()}",
-        f"- date: {time.strftime('%Y-%m-%d %H:%M', time.localtime(cfg.started))}",
+        *_evidence(cfg, c, summary),
         "",
         "## Result",
         "",
-        "| network | resolution | multiply-adds | parameters | validation accuracy |",
+        f"| network | resolution | multiply-adds | parameters | {u.name} |",
         "|---|---:|---:|---:|---:|",
         f"| searched base{cell} (trial {best.number}) | {base.resolution} | "
-        f"{human(bc.madds)} | {bc.params:,} | {100 * choice.mean:.2f}% ({cfg.evaluator}"
+        f"{human(bc.madds)} | {bc.params:,} | {u.text(choice.mean)} ({cfg.evaluator}"
         + (f", mean of {len(choice.scores)}" if len(choice.scores) > 1 else "") + ") |",
         f"| final: `best.yaml`, `model.py` | {final.resolution} | {human(fc.madds)} | "
         f"{fc.params:,} | {final_score} |",
         "",
-        choice.describe(cfg.evaluator),
+        choice.describe(cfg.evaluator, noisy=ev is None or ev.noisy),
         "",
         *found,
         (f"The base was searched under {100 * cfg.base_fraction:.1f}% of the budget and "
@@ -235,13 +268,29 @@ def _report(cfg, choice, base: searchspace.Genotype, final: searchspace.Genotype
     return "\n".join(lines)
 
 
+def _evidence(cfg, c: dict[str, int], summary: dict) -> list[str]:
+    """The report's header list: the command, what the trials came to, time, hardware."""
+    return [
+        f"- command: `{command_line(cfg)}`",
+        f"- trials: {c['complete']} scored, {c['rejected']} rejected over budget (never "
+        f"trained), {c['reused']} proposals of networks scored already (their result reused, "
+        f"never trained twice), {c['failed']} failed, {c['retried']} queued again (worker "
+        f"died or stopped), {c['rescored']} trainings of the best again for the final choice; "
+        f"{cfg.workers} worker(s)",
+        *(["- failures by reason: " + ", ".join(f"{k} {v}" for k, v in
+                                                  summary["failures"].items())]
+          if summary["failures"] else []),
+        *([f"- screening: each trial trained the first of up to {cfg.screen} new proposals "
+           f"ranked by the zero-cost `{cfg.screen_by}` (`--screen {cfg.screen}`)"]
+          if cfg.screen > 1 else []),
+        f"- search wall time: {summary['seconds'] / 60:.1f} min; {environment()}",
+        f"- date: {time.strftime('%Y-%m-%d %H:%M', time.localtime(cfg.started))}",
+    ]
+
+
 def _full_training(cfg) -> str:
     """The command that trains the final network, runnable from where the search was started
     (the run folder as typed), and what it costs: the user should not start it on a CPU."""
-    import shlex
-
-    from evaluators.recipe import load_profile
-
     epochs = load_profile("full").epochs
     path = shlex.quote(str(Path(cfg.out) / "best.yaml"))
     return (f"`nas train {path} --profile full` trains it: a GPU job ({epochs:g} epochs over "

@@ -84,6 +84,7 @@ def _scale(args: argparse.Namespace) -> None:
 
 
 def _grid(g: searchspace.Genotype, args: argparse.Namespace) -> tuple[float, float, float]:
+    from evaluators.base import Status
     from evaluators.proxy import ProxyEvaluator
     from evaluators.recipe import check_device, load_profile
     from nas.train_cmd import default_profile
@@ -107,7 +108,7 @@ def _grid(g: searchspace.Genotype, args: argparse.Namespace) -> tuple[float, flo
         accs = []
         for seed in range(args.seeds):
             result = ev.evaluate(scaled, seed)
-            accs.append(result.accuracy if result.status == "ok" else 0.0)
+            accs.append(result.accuracy if result.status == Status.OK else 0.0)
         acc = sum(accs) / len(accs)
         print(f"  {searchspace.cost(scaled).madds / 1e6:8.1f}M  {100 * acc:5.2f}% (mean of "
               f"{len(accs)})", file=sys.stderr)
@@ -121,7 +122,7 @@ def _grid(g: searchspace.Genotype, args: argparse.Namespace) -> tuple[float, flo
 def _export(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from nas.export import write_export
+    from nas.standalone import write_export
 
     check_writable(args.output)
     g = resolve_genotype(args.genotype)

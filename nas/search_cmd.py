@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import fields
+from dataclasses import replace
 from pathlib import Path
 
 from evaluators import TABLES
@@ -14,7 +14,8 @@ from evaluators.zero_cost import PROXIES, TRIVIAL
 from nas import flags
 from nas.errors import UserError
 from nas.screen import DEFAULT_BY
-from nas.search import SearchConfig, defaults, parse_duration, run_search
+from nas.config import SearchConfig, defaults, parse_duration
+from nas.pipeline import run_search
 from nas.strategies import NAMES
 
 __all__ = ["register"]
@@ -84,22 +85,27 @@ def _resumed(args: argparse.Namespace) -> SearchConfig:
         data = json.loads(path.read_text())
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
-        known = {f.name for f in fields(SearchConfig)}
-        cfg = SearchConfig(**{k: v for k, v in data.items() if k in known})
+        cfg = SearchConfig.from_dict(data)
         _check_types(cfg)
     except (OSError, UnicodeDecodeError, ValueError, TypeError) as exc:
         raise UserError(f"{path}: damaged ({' '.join(str(exc).split())[:120]}); start a new "
                         "run, or repair the file") from None
-    cfg.out, cfg.started = args.resume, time.time()
-    if args.trials:
-        cfg.trials = args.trials
-    if args.time:
-        cfg.time_s = parse_duration(args.time)
-    if args.data:
-        cfg.data = args.data
-    if args.workers is not None:
-        cfg.workers = args.workers
-    return cfg
+    _check_evaluator(cfg, path)
+    return replace(cfg, out=args.resume, started=time.time(),
+                   trials=args.trials or cfg.trials,
+                   time_s=parse_duration(args.time) if args.time else cfg.time_s,
+                   data=args.data or cfg.data,
+                   workers=cfg.workers if args.workers is None else args.workers)
+
+
+def _check_evaluator(cfg: SearchConfig, path: Path) -> None:
+    """A run scored by a Python evaluator (nas.search) cannot be rebuilt from its name."""
+    from evaluators import names
+
+    if cfg.evaluator not in names() and not Path(cfg.evaluator).suffix:
+        raise UserError(f"{path}: this run was scored by {cfg.evaluator!r}, which is not an "
+                        "evaluator of ours (a Python one?); resume it from Python: "
+                        f"nas.search(..., out={str(path.parent)!r}, resume=True)")
 
 
 def _check_types(cfg: SearchConfig) -> None:
@@ -158,10 +164,23 @@ def _run(args: argparse.Namespace) -> None:
     summary = run_search(cfg, resume=resume, progress=True)
     best = summary["best"]
     out = Path(cfg.out)
-    print(f"\nbest: {100 * best['val_accuracy']:.2f}% validation accuracy for the base "
+    print(f"\nbest: {100 * best['val_accuracy']:.2f}% for the base on {_images(summary)} "
           f"({best['base_madds'] / 1e6:.1f}M multiply-adds); final network "
           f"{best['madds'] / 1e6:.1f}M multiply-adds, {best['params']:,} parameters\n"
-          f"wrote {out / 'best.yaml'}, {out / 'model.py'}, {out / 'report.md'}, "
-          f"{out / 'trials.csv'}", file=sys.stderr)
+          f"wrote in {out}/: {', '.join(_written(out))}", file=sys.stderr)
     if args.json:
         print(json.dumps({k: summary[k] for k in ("best", "trials", "out")}))
+
+
+def _images(summary: dict) -> str:
+    """Which images the winner's score is on, in words."""
+    split = summary["best"].get("split") or "val"
+    return {"val": "the validation images the search chose by",
+            "holdout": "the held-out validation images",
+            "test": "the test images"}.get(split, f"{split} (its evaluator's scores)")
+
+
+def _written(out: Path) -> list[str]:
+    """What the run folder holds, as the user will list it."""
+    return sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir()
+                  if not p.name.endswith((".flock", ".lock")))

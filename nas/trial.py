@@ -17,17 +17,21 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from evaluators.base import Status as Outcome
+from nas import optuna_internals as internals
+
 __all__ = ["Status", "Record", "TAKEN", "TRAINED", "records", "status_of", "fields_of", "write",
            "write_stored"]
 
 
 class Status(StrEnum):
-    """What the search did with a trial (its ``status`` attribute)."""
+    """What the search did with a trial (its ``status`` attribute); an evaluation's own
+    outcome (``evaluators.Status``) keeps its word: ``Status(evaluation.status)``."""
 
     TRAINING = "training"  # claimed, being trained
-    OK = "ok"  # scored
-    FAILED = "failed"  # trained and failed, with a reason (not tried again)
-    REJECTED = "rejected"  # over the budget, never built
+    OK = Outcome.OK.value  # scored
+    FAILED = Outcome.FAILED.value  # trained and failed, with a reason (not tried again)
+    REJECTED = Outcome.REJECTED.value  # over the budget, never built
     REUSED = "reused"  # a network scored already: its result told again
     DUPLICATE = "duplicate"  # another worker took the same network first
     SURPLUS = "surplus"  # the last place of --trials went to a lower-numbered trial
@@ -86,7 +90,7 @@ class Record:
         if status is None and raw is not None:  # a status of no version of ours: kept
             extra = {**extra, "status": raw}
         return cls(t.number, t.state, tuple(t.values) if t.values else None, t.params,
-                   t._trial_id, t.datetime_start, **known, extra=extra)
+                   internals.trial_id(t), t.datetime_start, **known, extra=extra)
 
     @property
     def label(self) -> str:
@@ -150,4 +154,4 @@ def write_stored(study: optuna.Study, trial_id: int, **attrs: Any) -> None:
     """Record ``attrs`` on a trial by its storage id (a trial another process runs)."""
     _check(attrs)
     for name, value in attrs.items():
-        study._storage.set_trial_user_attr(trial_id, name, value)
+        internals.set_trial_user_attr(study, trial_id, name, value)

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from nas.search import join_search
+from nas.shared import join_search
 
 __all__ = ["register"]
 

@@ -9,6 +9,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_ARCHIVE = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+# a script run by a test in its own process: not collected (--doctest-modules would run it)
+collect_ignore = ["pinned_training.py"]
 
 
 @pytest.fixture(scope="session")

@@ -552,7 +552,7 @@ def _search_parser() -> argparse.ArgumentParser:
 def test_search_flags_parse_or_are_refused(tokens) -> None:
     """`nas search` parsing (no search runs): a namespace whose budget, time and seed read,
     or UserError."""
-    from nas.search import parse_duration
+    from nas.config import parse_duration
 
     try:
         args = _search_parser().parse_args(["search", *tokens])

@@ -71,7 +71,8 @@ def test_the_campaign_runs_in_two_calls_and_trains_nothing_twice(cifar_jpeg, tmp
     for f in ("best.yaml", "model.py", "pareto.png"):
         assert (second / f).is_file(), f
     # every training of the comparison ran once, over both calls (a resumed one included)
-    trained = re.findall(r"\] ([\w@.-]+) seed (\d): [\d.]+% \(\d+s\)", err1 + err2)
+    trained = re.findall(r"\] ([\w@.-]+) seed (\d): [\d.]+% on the [\w -]+ images \(\d+s",
+                         err1 + err2)
     assert trained and max(Counter(trained).values()) == 1, Counter(trained)
     assert len(trained) == 6  # searched, resnet20, resnet20@8M: two seeds each
     with (second / "work" / "searched" / "trials.csv").open() as f:

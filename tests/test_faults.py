@@ -20,18 +20,11 @@ from evaluators.proxy import ProxyEvaluator
 from evaluators.recipe import Recipe, load_profile
 from nas.journal import JournalWriteError, repair
 from nas.strategies.synthetic import SyntheticObjective
-from nas.study import (
-    Record,
-    Status,
-    Stop,
-    counts,
-    create_study,
-    failures,
-    open_storage,
-    requeue,
-    requeue_orphans,
-    run_worker,
-)
+from nas.loop import Stop, run_worker
+from nas.recovery import requeue, requeue_orphans
+from nas.storage import create_study, open_storage
+from nas.tally import counts, failures
+from nas.trial import Record, Status
 from searchspace import Limits
 
 LIMITS = Limits(madds=600e6)
@@ -176,7 +169,7 @@ def test_a_line_torn_by_a_killed_writer_mid_run_is_cut_before_the_next_append(tm
 
 _DISK_FULL = """
 import resource, sys
-from nas.study import create_study, open_storage
+from nas.storage import create_study, open_storage
 study = create_study(open_storage(sys.argv[1]), "s", "random")
 trial = study.ask()
 size = int(sys.argv[2])
@@ -299,7 +292,7 @@ def test_sigterm_writes_the_report_and_resume_reaches_the_total(cifar_jpeg, slow
 
 _PARENT = """
 import multiprocessing as mp, os, time
-from nas.search import _end_with
+from nas.supervisor import _end_with
 if __name__ == "__main__":
     child = mp.get_context("spawn").Process(target=_end_with, args=(os.getpid(),))
     child.start()

@@ -20,7 +20,7 @@ import nas
 import searchspace
 from evaluators.data import DataError
 from evaluators.table import CSV_NAME, NB201Table
-from nas.study import Stop, run_worker
+from nas.loop import Stop, run_worker
 from searchspace import Limits, nb201
 
 ROOT = Path(__file__).resolve().parents[1]

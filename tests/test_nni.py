@@ -25,7 +25,7 @@ import searchspace
 from evaluators.table import NB201Table
 from nas.strategies import NNI_NAMES
 from nas.strategies.synthetic import SyntheticObjective
-from nas.study import Stop, run_worker
+from nas.loop import Stop, run_worker
 from searchspace import Limits
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,7 +63,7 @@ def test_without_the_extra_an_nni_strategy_says_how_to_install_it(
 
 
 def test_nothing_imports_nni_unless_an_nni_strategy_is_asked_for() -> None:
-    code = ("import sys, nas, nas.cli, nas.search, nas.study, nas.compare, searchspace\n"
+    code = ("import sys, nas, nas.cli, nas.pipeline, nas.loop, nas.compare, searchspace\n"
             "from nas.strategies import make, OURS\n"
             "for name in OURS:\n"
             "    make(name, space=searchspace.load_space('nb201'))\n"

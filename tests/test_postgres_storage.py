@@ -20,17 +20,12 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from evaluators.proxy import Evaluation
+from evaluators.base import Evaluation
 from nas.strategies.synthetic import run_synthetic
-from nas.study import (
-    LATE,
-    Status,
-    _Heartbeat,
-    _record,
-    create_study,
-    open_storage,
-    requeue_stale,
-)
+from nas.loop import LATE, _record
+from nas.recovery import Heartbeat, requeue_stale
+from nas.storage import create_study, open_storage
+from nas.trial import Status
 from searchspace import Limits
 
 LIMITS = Limits(madds=600e6)
@@ -151,7 +146,7 @@ def test_resume_from_another_machine_leaves_live_trials_alone(postgres_url) -> N
     study = create_study(open_storage(postgres_url, heartbeat=(1, 3)), "live", "evolution")
     dead, live = study.ask(), study.ask()
     study._storage.record_heartbeat(dead._trial_id)  # then its machine went silent
-    with _Heartbeat(study, live._trial_id):  # a machine that is training
+    with Heartbeat(study, live._trial_id):  # a machine that is training
         time.sleep(4.5)
         assert requeue_stale(study) == 1  # what --resume does on a database
         states = {t.number: t.state for t in study.get_trials()}
@@ -185,7 +180,7 @@ def test_a_trial_that_never_sent_a_heartbeat_is_stale_after_the_grace_period(pos
                                                                              ) -> None:
     study = create_study(open_storage(postgres_url, heartbeat=(1, 1)), "silent", "evolution")
     silent, live = study.ask(), study.ask()  # silent: its worker died before its first beat
-    with _Heartbeat(study, live._trial_id):
+    with Heartbeat(study, live._trial_id):
         assert requeue_stale(study) == 0  # first seen silent now: not yet past the grace
         time.sleep(1.5)
         assert requeue_stale(study) == 1
@@ -207,7 +202,7 @@ def test_the_starting_machine_writes_the_run_folder_after_other_machines_finish(
     if not (NB201 / "nb201_cifar10_valid.csv").exists():
         _unavailable(f"NAS-Bench-201 table not found at {NB201}")
     from evaluators.table import NB201Table
-    from nas.study import Stop, run_worker
+    from nas.loop import Stop, run_worker
     from searchspace import load_space
 
     table, release = NB201Table(NB201), threading.Event()
@@ -258,14 +253,15 @@ def test_a_queued_trial_no_worker_here_can_take_ends_the_wait(postgres_url, monk
                                                               capsys) -> None:
     """Workers that die at start-up (a refused connection, a broken GPU) do not make the
     starting machine start them again for ever: the run folder is written."""
-    import nas.search as search
+    import nas.shared as shared
+    from nas.config import SearchConfig
 
     study = create_study(open_storage(postgres_url), "stuck", "evolution")
     study.enqueue_trial({})  # another machine's trial, queued again after it died
     rounds: list[int] = []
-    monkeypatch.setattr(search, "_search", lambda cfg, ev, storage: rounds.append(1))
-    cfg = search.SearchConfig(budget="300M", trials=5, storage=postgres_url, study="stuck")
-    done = threading.Thread(target=search._finish_shared, args=(cfg, None, None, study),
+    monkeypatch.setattr(shared, "search_here", lambda cfg, ev, storage, custom: rounds.append(1))
+    cfg = SearchConfig(budget="300M", trials=5, storage=postgres_url, study="stuck")
+    done = threading.Thread(target=shared.finish_shared, args=(cfg, None, None, study),
                             daemon=True)
     done.start()
     done.join(30)

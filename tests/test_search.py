@@ -18,7 +18,8 @@ from optuna.trial import TrialState
 import searchspace
 from nas.strategies import OURS, make
 from nas.strategies.synthetic import SyntheticObjective, run_synthetic
-from nas.study import Stop, open_storage, run_worker
+from nas.loop import Stop, run_worker
+from nas.storage import open_storage
 from searchspace import Limits
 
 LIMITS = Limits(madds=600e6)

@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 import searchspace
 from nas.strategies.base import history
 from nas.strategies.synthetic import SyntheticObjective
-from nas.study import Stop, run_worker
+from nas.loop import Stop, run_worker
 from nas.trial import Record, Status, status_of, write
 from searchspace import Cost, Limits
 

@@ -14,7 +14,7 @@ import torch
 import searchspace
 from evaluators.recipe import load_profile
 from nas.compare import Row, write_report
-from nas.export import write_export
+from nas.standalone import write_export
 
 
 def _row(name: str, accs: list[float], seconds: float) -> Row:

@@ -11,7 +11,7 @@ import searchspace
 from evaluators.zero_cost import PROXIES, ZeroCost, kendall_tau, ranks, spearman_rho, vote
 from nas.strategies.base import Screen
 from nas.strategies.synthetic import SyntheticObjective
-from nas.study import Stop, run_worker
+from nas.loop import Stop, run_worker
 from searchspace import Limits, nb201
 
 # three NAS-Bench-201 cells far apart in the table (valid_acc_200ep): 91.55, 67.38, 9.71

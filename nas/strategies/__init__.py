@@ -1,10 +1,11 @@
 """Search strategies, each an Optuna sampler: rl, evolution, tpe, nsga2, random, and with the
 nni extra NNI's own (nni:evolution, nni:rl, nni:tpe, nni:random; see ``nas.nni``).
 
-    sampler = nas.strategies.make("evolution", space=space, seed=0, fits=fits)
+    sampler = nas.strategies.make("evolution", space=space, seed=0, budget="50M-madds")
 
 Every one proposes only new networks inside the budget while there are any (see ``base``):
-ours by redrawing their own proposals, Optuna's through the ``Distinct`` wrapper.
+ours by redrawing their own proposals, Optuna's through the ``Distinct`` wrapper; in the NAS
+loop and in a plain ``study.optimize`` alike.
 """
 
 from __future__ import annotations
@@ -14,14 +15,8 @@ from collections.abc import Callable
 import optuna
 
 from nas.errors import UserError
-from nas.strategies.base import (
-    BudgetedRandom,
-    Distinct,
-    Fits,
-    Screen,
-    SpaceSampler,
-    distributions,
-)
+from nas.strategies.base import BudgetedRandom, Fits, Screen, SpaceSampler, distributions
+from nas.strategies.distinct import Distinct
 from nas.strategies.evolution import RegularizedEvolution
 from nas.strategies.rl import ReinforceController
 from searchspace import SearchSpace
@@ -60,16 +55,32 @@ MULTI_OBJECTIVE = {"nsga2"}  # maximise accuracy, minimise multiply-adds
 
 
 def make(name: str, space: SearchSpace, seed: int = 0, fits: Fits | None = None,
-         screen: Screen | None = None, trials: int | None = None
+         screen: Screen | None = None, trials: int | None = None, budget: str | None = None
          ) -> optuna.samplers.BaseSampler:
-    """The sampler for strategy ``name``; ``fits(genotype)`` says if it fits the budget;
-    ``screen`` picks each trial's network among several proposals; ``trials`` (the search's
-    length, when known) sizes NNI's evolution population.
+    """The sampler for strategy ``name``. ``budget`` ("50M-madds") or ``fits(genotype)`` (its
+    budget use, <= 1 fits) bounds its proposals; ``screen`` picks each trial's network among
+    several proposals; ``trials`` (the search's length, when known) sizes NNI's evolution
+    population.
+
+    In a plain Optuna study it proposes only new networks inside the budget too; when the
+    space has none left it proposes a scored one again (``nas.search`` stops there instead).
 
     Example:
-        >>> sampler = make("evolution", space=searchspace.load_space("nb201"), seed=0)
+        >>> space = searchspace.load_space("nb201")
+        >>> sampler = make("evolution", space=space, seed=0, budget="50M-madds")
         >>> study = optuna.create_study(direction="maximize", sampler=sampler)
+        >>> def objective(trial):
+        ...     g = space.genotype({n: trial.suggest_categorical(n, c)
+        ...                         for n, c in space.decisions.items()})
+        ...     return searchspace.cost(g).params / 1e6  # a user's score
+        >>> study.optimize(objective, n_trials=20)
+        >>> len({space.genotype(t.params).key() for t in study.trials})  # distinct networks
+        20
     """
+    if budget is not None:
+        if fits is not None:
+            raise UserError("give a budget or fits, not both")
+        fits = _use(budget)
     if name in NNI_NAMES:
         if screen is not None and screen.k > 1:
             raise UserError("--screen works with this project's strategies, not NNI's")
@@ -77,6 +88,14 @@ def make(name: str, space: SearchSpace, seed: int = 0, fits: Fits | None = None,
     if name not in _FACTORIES:
         raise UserError(f"unknown strategy {name!r} (known: {', '.join(NAMES)})")
     return _FACTORIES[name](space, seed, fits, screen)
+
+
+def _use(budget: str) -> Fits:
+    from nas.budget import parse_budget
+    from searchspace import cost
+
+    limits = parse_budget(budget).limits
+    return lambda g: limits.use(cost(g))
 
 
 def require_nni():

@@ -13,7 +13,10 @@ that is trained; the trial's ``SCREENED`` system attribute says how many were co
 
 A study is one of a space's when the NAS loop marked it so (``mark_study``) or when its trials
 assign the space's decisions; in any other study the samplers sample independently, as
-Optuna's sampler contract asks.
+Optuna's sampler contract asks. Driven by a plain ``study.optimize`` whose objective suggests
+the space's decisions, they keep their promise too: the first decision a trial suggests asks
+for a whole new network inside the budget, and the networks taken are decoded from the
+decisions of the study's trials (the NAS loop records their keys instead).
 """
 
 from __future__ import annotations
@@ -31,11 +34,13 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
+from nas import optuna_internals as internals
 from nas.trial import TAKEN, Record, Status, status_of
 from searchspace import Genotype, GenotypeError, SearchSpace
 
-__all__ = ["SpaceSampler", "Distinct", "Fits", "Screen", "distributions", "history",
-           "taken_keys", "BudgetedRandom", "NOTHING_NEW", "SCREENED", "mark_study", "searches"]
+__all__ = ["SpaceSampler", "Fits", "Screen", "distributions", "history", "taken_keys",
+           "BudgetedRandom", "Judge", "Whole", "NOTHING_NEW", "SCREENED", "mark_study",
+           "marked", "searches"]
 
 Fits = Callable[[Genotype], float]  # genotype -> budget use (max of cost / limit); <= 1 fits
 MAX_TRIES = 100  # redraws of a strategy's own proposal before a random new one
@@ -78,13 +83,18 @@ def objective(trial: FrozenTrial) -> float:
 
 def mark_study(study: Study, space: SearchSpace) -> None:
     """Say that ``study`` searches ``space`` (so even its first trial is proposed whole)."""
-    study._storage.set_study_system_attr(study._study_id, SPACE_ATTR, space.name)
+    internals.set_study_system_attr(study, SPACE_ATTR, space.name)
+
+
+def marked(study: Study, space: SearchSpace) -> bool:
+    """Whether the NAS loop runs ``study`` over ``space`` (``mark_study``)."""
+    return internals.study_system_attrs(study).get(SPACE_ATTR) == space.name
 
 
 def searches(study: Study, space: SearchSpace, dists: dict[str, BaseDistribution]) -> bool:
     """Whether ``study`` is a search of ``space``: marked so, or its trials assign every
     decision with the space's own distributions."""
-    if study._storage.get_study_system_attrs(study._study_id).get(SPACE_ATTR) == space.name:
+    if marked(study, space):
         return True
     for t in study.get_trials(deepcopy=False):
         if t.distributions and all(t.distributions.get(n) == d for n, d in dists.items()):
@@ -98,7 +108,7 @@ def taken_keys(study: Study) -> set[str]:
     return {t.key for t in trials if t.status in TAKEN and t.key}
 
 
-class _Judge:
+class Judge:
     """Decodes an assignment once and remembers its budget use and its key."""
 
     def __init__(self, space: SearchSpace, fits: Fits | None) -> None:
@@ -119,6 +129,21 @@ class _Judge:
                 self._memo[k] = (self.use(g), g.key())
         return self._memo[k]
 
+    def taken(self, study: Study) -> set[str]:
+        """Keys of the networks ``study`` has scored or is scoring: as the NAS loop records
+        them, or, in a plain Optuna study (``study.optimize``), decoded from the decisions
+        of every trial that was run."""
+        if marked(study, self.space):
+            return taken_keys(study)
+        keys = set()
+        for t in study.get_trials(deepcopy=False):
+            if t.state == TrialState.WAITING or not self.space.decisions.keys() <= t.params.keys():
+                continue
+            key = self({n: t.params[n] for n in self.space.decisions})[1]
+            if key:
+                keys.add(key)
+        return keys
+
     def new(self, a: dict[str, Any], taken: set[str]) -> bool:
         """Fits the budget, and not scored yet."""
         use, key = self(a)
@@ -129,7 +154,7 @@ class _Judge:
                  draw: Callable[[int], dict[str, Any]], tries: int) -> dict[str, Any]:
         """``first``, or with a screen the pick among it and up to ``k - 1`` further new
         proposals (``draw(j)`` makes one; each gets ``tries`` redraws to be new)."""
-        system = study._storage.get_trial_system_attrs(trial._trial_id)
+        system = internals.trial_system_attrs(study, internals.trial_id(trial))
         if screen is None or screen.k <= 1 or system.get(NOTHING_NEW):
             return first
 
@@ -145,7 +170,7 @@ class _Judge:
                     keys.add(self(own(a))[1])
                     break
         chosen = pool[screen.pick([own(a) for a in pool])]
-        study._storage.set_trial_system_attr(trial._trial_id, SCREENED, len(pool))
+        internals.set_trial_system_attr(study, internals.trial_id(trial), SCREENED, len(pool))
         return chosen
 
     def random_new(self, rng: random.Random, taken: set[str], study: Study,
@@ -169,7 +194,7 @@ class _Judge:
                 return a
             if fallback is None and self(a)[0] <= 1.0:
                 fallback = a
-        study._storage.set_trial_system_attr(trial._trial_id, NOTHING_NEW, True)
+        internals.set_trial_system_attr(study, internals.trial_id(trial), NOTHING_NEW, True)
         return fallback or a
 
     def _descend(self, a: dict[str, Any], rng: random.Random) -> dict[str, Any]:
@@ -183,6 +208,24 @@ class _Judge:
             if self(trial)[0] < use:
                 a, use = trial, self(trial)[0]
         return a
+
+
+class Whole:
+    """A whole proposal per trial, for a study that suggests a space's decisions one by one
+    before Optuna knows it searches that space (a plain ``study.optimize``'s first trials):
+    the first decision asks for the whole network, the others are read from it."""
+
+    def __init__(self, propose: Callable[[Study, FrozenTrial], dict[str, Any]]) -> None:
+        self.propose = propose
+        self._made: dict[tuple[str, int], dict[str, Any]] = {}
+
+    def value(self, study: Study, trial: FrozenTrial, name: str) -> Any:
+        key = (study.study_name, internals.trial_id(trial))
+        if key not in self._made:
+            if len(self._made) > 64:  # trials long finished
+                self._made.clear()
+            self._made[key] = self.propose(study, trial)
+        return self._made[key][name]
 
 
 class SpaceSampler(BaseSampler):
@@ -200,9 +243,10 @@ class SpaceSampler(BaseSampler):
         self.space = space
         self.seed = seed
         self.screen = screen
-        self.judge = _Judge(space, fits)
+        self.judge = Judge(space, fits)
         self._dists = distributions(space)
         self._fallback = RandomSampler(seed=seed)
+        self._whole = Whole(self.propose_new)
 
     def rng(self, trial: FrozenTrial, salt: int = 0) -> random.Random:
         """The random stream of one trial."""
@@ -219,7 +263,7 @@ class SpaceSampler(BaseSampler):
     def propose_new(self, study: Study, trial: FrozenTrial) -> dict[str, Any]:
         """The strategy's proposal, redrawn until it is new and fits (see the module doc)."""
         rng = self.rng(trial)
-        taken = taken_keys(study)
+        taken = self.judge.taken(study)
         first = None
         for _ in range(MAX_TRIES):
             a = self.propose(study, trial, rng)
@@ -262,6 +306,8 @@ class SpaceSampler(BaseSampler):
 
     def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
+        if self._dists.get(param_name) == param_distribution:  # a decision of the space
+            return self._whole.value(study, trial, param_name)
         return self._fallback.sample_independent(study, trial, param_name, param_distribution)
 
     def reseed_rng(self) -> None:
@@ -273,79 +319,6 @@ class BudgetedRandom(SpaceSampler):
 
     def propose(self, study: Study, trial: FrozenTrial, rng: random.Random) -> dict[str, Any]:
         return self.space.sample_assignment(rng)
-
-
-class Distinct(BaseSampler):
-    """Any Optuna sampler, made to propose new networks inside the budget.
-
-    The inner sampler (TPE, NSGA-II, ...) proposes as it would, each decision it leaves to
-    independent sampling filled in the way Optuna would fill it; a proposal that is scored
-    already or over the budget is redrawn, up to ``tries`` times, then a random new one is
-    taken. Every hook is passed on, so the inner sampler keeps its own bookkeeping.
-    """
-
-    def __init__(self, inner: BaseSampler, space: SearchSpace, seed: int = 0,
-                 fits: Fits | None = None, tries: int = 20, screen: Screen | None = None
-                 ) -> None:
-        self.inner, self.space, self.seed, self.tries = inner, space, seed, tries
-        self.screen = screen
-        self.judge = _Judge(space, fits)
-        self._dists = distributions(space)
-
-    def infer_relative_search_space(self, study: Study, trial: FrozenTrial
-                                    ) -> dict[str, BaseDistribution]:
-        inner = self.inner.infer_relative_search_space(study, trial)
-        if not searches(study, self.space, self._dists):
-            return inner
-        return {**inner, **self._dists}
-
-    def sample_relative(self, study: Study, trial: FrozenTrial,
-                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
-        if any(search_space.get(n) != d for n, d in self._dists.items()):
-            return self._draw(study, trial, search_space, search_space)  # not this space
-        relative = {n: d for n, d in self.inner.infer_relative_search_space(study, trial).items()
-                    if n in search_space}
-        taken = taken_keys(study)
-        a: dict[str, Any] = {}
-        first = None
-        for _ in range(self.tries):
-            a = self._draw(study, trial, relative, search_space)
-            if self.judge.new({n: a[n] for n in self._dists}, taken):
-                first = a
-                break
-        rng = random.Random(hash((self.seed, trial.number, 1)) & 0xFFFFFFFF)
-        exhausted = first is None  # the inner sampler has nothing new: screen random networks
-        if first is None:
-            first = {**a, **self.judge.random_new(rng, taken, study, trial)}
-
-        def draw(j: int) -> dict[str, Any]:
-            if exhausted:
-                return {**first, **self.space.sample_assignment(rng)}
-            return self._draw(study, trial, relative, search_space)
-        return self.judge.screened(study, trial, first, taken, self.screen, draw, self.tries)
-
-    def _draw(self, study: Study, trial: FrozenTrial, relative: dict[str, BaseDistribution],
-              wanted: dict[str, BaseDistribution]) -> dict[str, Any]:
-        # always called, empty space or not: NSGA-II records a trial's generation here
-        out = self.inner.sample_relative(study, trial, relative)
-        for name, dist in wanted.items():
-            if name not in out:
-                out[name] = self.inner.sample_independent(study, trial, name, dist)
-        return {n: out[n] for n in wanted}
-
-    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
-                           param_distribution: BaseDistribution) -> Any:
-        return self.inner.sample_independent(study, trial, param_name, param_distribution)
-
-    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        self.inner.before_trial(study, trial)
-
-    def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState,
-                    values: list[float] | None) -> None:
-        self.inner.after_trial(study, trial, state, values)
-
-    def reseed_rng(self) -> None:
-        self.inner.reseed_rng()
 
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

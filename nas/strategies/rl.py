@@ -28,6 +28,7 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial
 from torch import nn
 
+from nas import optuna_internals as internals
 from nas.strategies.base import SpaceSampler, objective
 
 __all__ = ["Controller", "ReinforceController"]
@@ -114,7 +115,7 @@ class ReinforceController(SpaceSampler):
         self.pending: list[tuple[dict[str, Any], float]] = []  # (network, advantage)
         self.best: tuple[dict[str, Any], float] | None = None  # (network, reward) so far
         self.steps = 0  # networks learned from since the last policy step
-        self._study_id = study_id
+        self._study_key = study_id
 
     def _index(self, params: dict[str, Any]) -> list[int]:
         return [self.space.decisions[n].index(params[n]) for n in self.names]
@@ -157,8 +158,8 @@ class ReinforceController(SpaceSampler):
         self.pending, self.steps = [], 0
 
     def _catch_up(self, study: Study) -> int:
-        study_id = (id(study._storage), study._study_id)
-        if study_id != self._study_id:
+        study_id = (id(internals.storage_of(study)), internals.study_id(study))
+        if study_id != self._study_key:
             self._reset(study_id)
         done = self.history(study)
         for t in done:
@@ -173,9 +174,9 @@ class ReinforceController(SpaceSampler):
     def propose(self, study: Study, trial: FrozenTrial, rng: random.Random) -> dict[str, Any]:
         """A draw of the policy; each redraw for the same trial (its draws were scored
         already) flattens it a little more, so new networks come from near its mode."""
-        if getattr(self, "_caught_up_for", None) != (self._study_id, trial.number):
+        if getattr(self, "_caught_up_for", None) != (self._study_key, trial.number):
             n = self._catch_up(study)
-            self._caught_up_for = (self._study_id, trial.number)
+            self._caught_up_for = (self._study_key, trial.number)
             self._gen = torch.Generator().manual_seed(rng.getrandbits(62))
             self._n_done, self._draws = n, 0
         if self._n_done < self.warmup:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 import searchspace
-from evaluators.proxy import Evaluation
+from evaluators.base import Evaluation, Status
 
 __all__ = ["SyntheticObjective"]
 
@@ -52,7 +52,7 @@ class SyntheticObjective:
                  ) -> Evaluation:
         """An Evaluation as the proxy would return it."""
         c = searchspace.cost(g)
-        return Evaluation("ok", c.madds, c.params, self.value(assignment, seed), "val")
+        return Evaluation(Status.OK, c.madds, c.params, self.value(assignment, seed), "val")
 
 
 def run_synthetic(storage_url: str, study: str, strategy: str, seed: int, trials: int,
@@ -61,9 +61,10 @@ def run_synthetic(storage_url: str, study: str, strategy: str, seed: int, trials
     """One worker of a search on the synthetic objective (importable by spawned processes).
 
     ``seconds``: each evaluation takes this long, as training would; ``heartbeat``: a
-    database storage's (interval, grace period) in seconds (default: nas.study.HEARTBEAT).
+    database storage's (interval, grace period) in seconds (default: nas.storage.HEARTBEAT).
     """
-    from nas.study import HEARTBEAT, Stop, open_storage, run_worker
+    from nas.loop import Stop, run_worker
+    from nas.storage import HEARTBEAT, open_storage
 
     space = searchspace.load_space("cells")
     objective = SyntheticObjective(space, seed=objective_seed)

@@ -103,31 +103,9 @@ def _describe(cell: Cell) -> str:
 def export_source(g: searchspace.Genotype, found_by: str = "", weights_file: str = "") -> str:
     """The text of a standalone .py file for ``g``."""
     plan = layout(g)
-    c = searchspace.cost(g)
     classes: dict[Cell, str] = {}
     for cp in plan.cells:
         classes.setdefault(cp.cell, f"Cell{len(classes)}")
-    stage_lines = []
-    for s, stage in enumerate(plan.stages):
-        stage_lines.append(f"            nn.Sequential(  # stage {s}")
-        stage_lines += [f"                {_placement(classes, cp)}," for cp in stage]
-        stage_lines.append("            ),")
-    st, h = g.stem, g.head
-    header = [
-        f'"""{g.name or "network"}: a standalone PyTorch model exported by nas.',
-        "",
-        f"Multiply-adds: {c.madds:,} ({c.madds / 1e6:.2f}M) at {g.resolution}x{g.resolution}; "
-        f"parameters: {c.params:,}.",
-        *textwrap.wrap(f"Found by: {found_by or 'written by hand or by the zoo'}.", 95),
-        f"Genotype key: {g.key()}. Needs only torch.",
-        "",
-        "    model = build_model(" + (f'"{weights_file}"' if weights_file else "") + ")",
-        f"    logits = model(images)  # images: (N, {g.in_channels}, {g.resolution}, "
-        f"{g.resolution}), normalised per channel",
-        "",
-        *_input_note(g.resolution),
-        '"""',
-    ]
     body = [
         "from __future__ import annotations",
         "",
@@ -147,6 +125,46 @@ def export_source(g: searchspace.Genotype, found_by: str = "", weights_file: str
         "\n\n\n".join(_cell_class(name, cell) for cell, name in classes.items()),
         "",
         "",
+        *_network_class(g, plan, classes),
+        "",
+        "",
+        _CHECK_INPUT,
+        "",
+        "",
+        _BUILD_MODEL,
+    ]
+    return "\n".join(_docstring(g, found_by, weights_file) + [""] + body)
+
+
+def _docstring(g: searchspace.Genotype, found_by: str, weights_file: str) -> list[str]:
+    """The exported file's docstring: what the network is, its cost, how to call it."""
+    c = searchspace.cost(g)
+    return [
+        f'"""{g.name or "network"}: a standalone PyTorch model exported by nas.',
+        "",
+        f"Multiply-adds: {c.madds:,} ({c.madds / 1e6:.2f}M) at {g.resolution}x{g.resolution}; "
+        f"parameters: {c.params:,}.",
+        *textwrap.wrap(f"Found by: {found_by or 'written by hand or by the zoo'}.", 95),
+        f"Genotype key: {g.key()}. Needs only torch.",
+        "",
+        "    model = build_model(" + (f'"{weights_file}"' if weights_file else "") + ")",
+        f"    logits = model(images)  # images: (N, {g.in_channels}, {g.resolution}, "
+        f"{g.resolution}), normalised per channel",
+        "",
+        *_input_note(g.resolution),
+        '"""',
+    ]
+
+
+def _network_class(g: searchspace.Genotype, plan, classes: dict[Cell, str]) -> list[str]:
+    """``class Network``: the stem, the stages of cells in their places, the head."""
+    stage_lines = []
+    for s, stage in enumerate(plan.stages):
+        stage_lines.append(f"            nn.Sequential(  # stage {s}")
+        stage_lines += [f"                {_placement(classes, cp)}," for cp in stage]
+        stage_lines.append("            ),")
+    st, h = g.stem, g.head
+    return [
         "class Network(nn.Module):",
         '    """stem -> stages of cells -> head."""',
         "",
@@ -167,21 +185,17 @@ def export_source(g: searchspace.Genotype, found_by: str = "", weights_file: str
         "        for stage in self.stages:",
         "            x = stage(x)",
         "        return self.head(x)",
-        "",
-        "",
-        _CHECK_INPUT,
-        "",
-        "",
-        "def build_model(weights: str | None = None) -> Network:",
-        '    """The network; with ``weights`` (a state_dict file, or a nas checkpoint) loaded."""',
-        "    model = Network()",
-        "    if weights is not None:",
-        '        state = torch.load(weights, map_location="cpu", weights_only=True)',
-        '        model.load_state_dict(state.get("state_dict", state))',
-        "    return model",
-        "",
     ]
-    return "\n".join(header + [""] + body)
+
+
+_BUILD_MODEL = '''def build_model(weights: str | None = None) -> Network:
+    """The network; with ``weights`` (a state_dict file, or a nas checkpoint) loaded."""
+    model = Network()
+    if weights is not None:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        model.load_state_dict(state.get("state_dict", state))
+    return model
+'''
 
 
 def _input_note(resolution: int) -> list[str]:
