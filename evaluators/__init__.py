@@ -56,6 +56,8 @@ def as_evaluator(evaluator: str | Path | Evaluator | Callable[..., float],
     """An Evaluator from what a user has: a name (``make``), an Evaluator (as it is), or a
     function ``f(genotype) -> float`` or ``f(genotype, seed) -> float``."""
     if isinstance(evaluator, Evaluator):
+        if not evaluator.name:  # a user's class that names none: its scores need a label
+            evaluator.name = type(evaluator).__name__
         return evaluator
     if isinstance(evaluator, str | Path):
         return make(evaluator, data=data, limits=limits)

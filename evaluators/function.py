@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import numbers
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -21,8 +20,8 @@ __all__ = ["FunctionEvaluator"]
 
 
 class FunctionEvaluator(Evaluator):
-    """Scores a genotype by ``fn(genotype)``, or ``fn(genotype, seed)`` when ``fn`` takes a
-    second argument (then the score may depend on the seed: ``noisy``).
+    """Scores a genotype by ``fn(genotype)``, or ``fn(genotype, seed)`` when ``fn``'s second
+    argument is required or named ``seed`` (then the score may depend on the seed: ``noisy``).
 
     Example:
         >>> ev = FunctionEvaluator(lambda g: 1e-9 * searchspace.cost(g).madds, name="madds")
@@ -39,7 +38,7 @@ class FunctionEvaluator(Evaluator):
         self.name = name or getattr(fn, "__name__", "") or type(fn).__name__
         if self.name == "<lambda>":
             self.name = "function"
-        self.takes_seed = _positional(fn) >= 2
+        self.takes_seed = _takes_seed(fn)
         self.noisy = self.takes_seed
         self.percent = False  # a score of the user's, not an accuracy
         self.limits = limits or searchspace.Limits()
@@ -59,24 +58,38 @@ class FunctionEvaluator(Evaluator):
             line = " ".join(str(exc).split())[:300]
             return self._failed(c, f"error: {type(exc).__name__}: {line}".rstrip(": "))
         seconds = time.perf_counter() - start
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) \
-                or not math.isfinite(value):
+        score = _number(value)
+        if score is None:
             return self._failed(c, f"error: {self.name} returned {value!r:.60}, not a finite "
                                    "number")
-        return Evaluation(Status.OK, c.madds, c.params, float(value), self.name, seconds,
+        return Evaluation(Status.OK, c.madds, c.params, score, self.name, seconds,
                           device="cpu")
 
     def _failed(self, c: searchspace.Cost, reason: str) -> Evaluation:
         return Evaluation(Status.FAILED, c.madds, c.params, split=self.name, reason=reason)
 
 
-def _positional(fn: Callable[..., Any]) -> int:
-    """How many positional arguments ``fn`` accepts (2 or more for *args)."""
+def _number(value: Any) -> float | None:
+    """A finite float from a number, a numpy scalar or a one-element tensor; else None."""
+    if value is None or isinstance(value, bool | str | bytes):
+        return None
     try:
-        params = inspect.signature(fn).parameters.values()
+        number = float(value)
+    except (TypeError, ValueError, RuntimeError):  # RuntimeError: a tensor of several
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _takes_seed(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` takes the seed second: a required second positional argument, one
+    named ``seed``, or ``*args``."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):  # a builtin without a signature: one argument
-        return 1
-    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        return False
     if any(p.kind == inspect.Parameter.VAR_POSITIONAL for p in params):
-        return 2
-    return sum(p.kind in kinds for p in params)
+        return True
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    positional = [p for p in params if p.kind in kinds]
+    return len(positional) >= 2 and (positional[1].default is inspect.Parameter.empty
+                                     or positional[1].name == "seed")

@@ -50,6 +50,10 @@ class ProxyEvaluator(Evaluator):
         # resumes when it is tried again (the search sets it to its run folder's states/)
         self.states: Path | None = None
 
+    def __getstate__(self) -> dict:
+        """Pickled for a worker process without its images: each loads its own."""
+        return {**self.__dict__, "_split": None}
+
     @property
     def split(self) -> Split:
         """The data, loaded on first use: train/val for search profiles (the validation images

@@ -82,9 +82,11 @@ def check(cfg: SearchConfig, ev: evaluators.Evaluator | None = None,
     screen = make_screen(cfg, space, ev)  # a bad --screen or --screen-by fails here
     if screen is not None and set(parse_by(cfg.screen_by)) - {"madds", "params"}:
         screen.pick.zc.load()  # its images, with a clear error if they are missing
-    storage = _database(cfg)
+    if cfg.storage:
+        check_storage_url(cfg.storage)
     _check_fit(cfg, space, ev)
     ev.load()  # the data or table, here, with a clear error if it is missing
+    storage = _database(cfg)  # last: a refused start leaves no tables behind
     return Checked(space, ev, screen, storage)
 
 
@@ -139,9 +141,15 @@ def _check_fit(cfg: SearchConfig, space: searchspace.SearchSpace,
 
 
 def _database(cfg: SearchConfig):
-    """A database storage, opened now: a missing driver or a server that does not answer
-    fails before the run folder exists."""
-    if not cfg.storage:
+    """A database server's storage, opened now: a missing driver or a server that does not
+    answer fails before the run folder exists. SQLite's file may live in the run folder,
+    made later: only its driver is checked."""
+    if not cfg.storage or not is_database(cfg.storage):
         return None
-    check_storage_url(cfg.storage)
-    return open_storage(cfg.storage) if is_database(cfg.storage) else None
+    if cfg.storage.startswith("sqlite"):
+        try:
+            import sqlalchemy  # noqa: F401
+        except ImportError as exc:
+            raise UserError(f"storage sqlite: a driver is missing ({exc})") from None
+        return None
+    return open_storage(cfg.storage)

@@ -10,7 +10,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from nas.errors import Interrupted, UserError, raise_on_signals
+from nas.errors import Interrupted, UserError, known_errors, raise_on_signals
 
 __all__ = ["main"]
 
@@ -58,17 +58,6 @@ _COMMAND_MODULES = ("nas.search_cmd", "nas.worker_cmd", "nas.train_cmd", "nas.sc
                     "nas.compare_cmd")
 
 
-def _known_errors() -> tuple[type[BaseException], ...]:
-    """Errors whose message is already the one line a user needs."""
-    from evaluators.checkpoint import CheckpointError
-    from evaluators.data import DataError
-    from evaluators.recipe import RecipeError
-    from evaluators.train import Diverged
-    from searchspace import GenotypeError, SpaceError
-
-    return (DataError, RecipeError, GenotypeError, SpaceError, Diverged, CheckpointError)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: run a subcommand; user errors become one line and exit code 2."""
     try:
@@ -79,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"nas: error: {exc}", file=sys.stderr)
         return exc.code
-    except _known_errors() as exc:
+    except known_errors() as exc:
         print(f"nas: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:

@@ -7,7 +7,7 @@ import signal
 import threading
 from collections.abc import Iterator
 
-__all__ = ["UserError", "Interrupted", "raise_on_signals"]
+__all__ = ["UserError", "Interrupted", "raise_on_signals", "known_errors"]
 
 
 class UserError(Exception):
@@ -49,3 +49,14 @@ def raise_on_signals() -> Iterator[None]:
     finally:
         for signum, previous in before.items():
             signal.signal(signum, previous)
+
+
+def known_errors() -> tuple[type[BaseException], ...]:
+    """Errors whose message is already the one line a user needs."""
+    from evaluators.checkpoint import CheckpointError
+    from evaluators.data import DataError
+    from evaluators.recipe import RecipeError
+    from evaluators.train import Diverged
+    from searchspace import GenotypeError, SpaceError
+
+    return (DataError, RecipeError, GenotypeError, SpaceError, Diverged, CheckpointError)

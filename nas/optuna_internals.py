@@ -16,7 +16,6 @@ from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage
-from optuna.storages.journal._file import BaseJournalFileLock, get_lock_file
 from optuna.trial import FrozenTrial, TrialState
 
 __all__ = ["WRITTEN_FOR", "BaseJournalFileLock", "get_lock_file", "storage_of", "backend_of",
@@ -26,6 +25,12 @@ __all__ = ["WRITTEN_FOR", "BaseJournalFileLock", "get_lock_file", "storage_of", 
            "silent_trials"]
 
 WRITTEN_FOR = "5.0.0 to 5.1.0"  # the Optuna releases this module was checked against
+
+try:  # the journal file's lock (nas.journal's flock lock subclasses it)
+    from optuna.storages.journal._file import BaseJournalFileLock, get_lock_file
+except ImportError as exc:  # pragma: no cover - an Optuna that moved it
+    raise ImportError(f"nas/optuna_internals.py was written for Optuna {WRITTEN_FOR}; "
+                      f"Optuna {optuna.__version__} moved its journal lock ({exc})") from None
 
 
 def storage_of(study: optuna.Study) -> BaseStorage:

@@ -28,7 +28,7 @@ from nas.strategies import NNI_NAMES
 from nas.supervisor import ignore_signals, log, search_here
 from nas.tally import best_trial, counts
 
-__all__ = ["run_search", "scaled_winner"]
+__all__ = ["run_search", "scaled_winner", "requeue_unfinished"]
 
 
 def run_search(cfg: SearchConfig, resume: bool = False, progress: bool = True,
@@ -66,14 +66,19 @@ def _start(cfg: SearchConfig, found: Checked, resume: bool):
     study = create_study(storage, cfg.study, cfg.strategy)
     study.set_user_attr(CONFIG, cfg.to_dict())  # what `nas worker` on another machine runs
     if resume:
-        # a shared database: only trials whose heartbeats stopped, never another machine's
-        # live ones; a journal belongs to this machine, so what is RUNNING there is dead
-        n = requeue_stale(study) if is_database(cfg.storage_url()) else requeue_orphans(
-            study, reason="worker died: the run stopped before the trial finished (found by "
-                          "--resume)")
-        if n:
-            log(f"resume: {n} unfinished trial(s) queued again")
+        requeue_unfinished(study, cfg)
     return study, storage
+
+
+def requeue_unfinished(study: optuna.Study, cfg: SearchConfig) -> None:
+    """A resumed run's trials left RUNNING, queued again: on a shared database only those
+    whose heartbeats stopped, never another machine's live ones; a journal belongs to this
+    machine, so what is RUNNING there is dead."""
+    n = requeue_stale(study) if is_database(cfg.storage_url()) else requeue_orphans(
+        study, reason="worker died: the run stopped before the trial finished (found by "
+                      "--resume)")
+    if n:
+        log(f"resume: {n} unfinished trial(s) queued again")
 
 
 def _announce(cfg: SearchConfig, ev: evaluators.Evaluator) -> None:

@@ -89,8 +89,8 @@ class Monitor:
         cap = max(0.0, self.cfg.started + self.cfg.time_s - time.time()) \
             if self.cfg.time_s else None
         if cap is not None and (by_pace is None or cap < by_pace):
-            return f"<= {cap / 60:.0f}m (--time)"
-        return "" if by_pace is None else f"{by_pace / 60:.0f}m"
+            return f"<= {_duration(cap)} (--time)"
+        return "" if by_pace is None else _duration(by_pace)
 
     def stop(self) -> None:
         if not self.enabled:
@@ -100,3 +100,12 @@ class Monitor:
         self._update()
         if self._bar is not None:
             self._bar.close()
+
+
+def _duration(seconds: float) -> str:
+    """45s, 12m, 2h05m."""
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds // 3600:.0f}h{seconds % 3600 / 60:02.0f}m"

@@ -71,9 +71,12 @@ class Choice:
         return 0.5 * (1 + math.erf(z / math.sqrt(2)))
 
 
-    def describe(self, evaluator: str, noisy: bool = True) -> str:
-        """The report's paragraph on how the winner was chosen and how sure that is."""
-        n, pct = len(self.scores), ", ".join(f"{100 * s:.2f}" for s in self.scores)
+    def describe(self, evaluator: str, noisy: bool = True, percent: bool = True) -> str:
+        """The report's paragraph on how the winner was chosen and how sure that is (scores
+        as accuracies in percent, or with ``percent=False`` as they are)."""
+        fmt, unit = ((lambda s: f"{100 * s:.2f}"), "%") if percent else ((lambda s: f"{s:.4g}"),
+                                                                         "")
+        n, pct = len(self.scores), ", ".join(fmt(s) for s in self.scores)
         if n == 1 and not noisy:
             return (f"The winner is the network of best score (trial {self.record.number}), "
                     f"by {evaluator}, which gives a network one score whatever the seed.")
@@ -83,14 +86,15 @@ class Choice:
                     "it may be a lucky seed (`--rescore K` trains the K best again).")
         text = (f"The winner was chosen among the {self.pool} networks of best single scores, "
                 f"each trained again with other seeds, by the mean of its trainings: trial "
-                f"{self.record.number}'s network, {100 * self.mean:.2f}% ({pct}).")
+                f"{self.record.number}'s network, {fmt(self.mean)}{unit} ({pct}).")
         if self.runner_up is not None:
             other, scores = self.runner_up
             text += (f" The runner-up, trial {other.number}'s network, has "
-                     f"{100 * statistics.fmean(scores):.2f}% over {len(scores)}.")
+                     f"{fmt(statistics.fmean(scores))}{unit} over {len(scores)}.")
         if self.confidence is not None:
             text += (f" With the seed noise measured on these networks (sd "
-                     f"{100 * self.noise_sd:.2f} points), the winner is truly the better of "
+                     f"{fmt(self.noise_sd)}{' points' if percent else ''}), the winner is "
+                     "truly the better of "
                      f"the two with probability about {self.confidence:.0%}.")
         return text
 

@@ -197,7 +197,8 @@ def write_outputs(cfg, study: optuna.Study, best: Record | None,
     final.to_yaml(out / "best.yaml")
     fc = searchspace.cost(final)
     found_by = (f"{cfg.strategy} search over the {cfg.space} space, {c['complete']} scored "
-                f"trials by {cfg.evaluator} (best {u.text(choice.mean)} {u.name} at {best.madds / 1e6:.1f}M"
+                f"trials by {cfg.evaluator} (best {u.text(choice.mean)} {u.name} at "
+                f"{best.madds / 1e6:.1f}M"
                 + (f", the mean of {len(choice.scores)} trainings" if len(choice.scores) > 1
                    else "") + "), "
                 + (f"compound-scaled to {cfg.budget}" if cfg.scale else "not scaled"))
@@ -250,14 +251,14 @@ def _report(cfg, choice, base: searchspace.Genotype, final: searchspace.Genotype
         f"| final: `best.yaml`, `model.py` | {final.resolution} | {human(fc.madds)} | "
         f"{fc.params:,} | {final_score} |",
         "",
-        choice.describe(cfg.evaluator, noisy=ev is None or ev.noisy),
+        choice.describe(cfg.evaluator, noisy=ev is None or ev.noisy, percent=u.percent),
         "",
         *found,
         (f"The base was searched under {100 * cfg.base_fraction:.1f}% of the budget and "
          f"compound-scaled (EfficientNet's alpha 1.2, beta 1.1, gamma 1.15) to "
          f"{100 * ratio:.1f}% of it." if ratio is not None else
          "The winner was searched at the full budget and not scaled (--no-scale)."
-         if cfg.budget else "Searched without a budget: the table's cells as they are."),
+         if cfg.budget else "Searched without a budget: the space's networks as they are."),
         "",
         "## Plots",
         "",

@@ -123,3 +123,40 @@ def test_scale_and_export(tmp_path: Path) -> None:
     assert written == [tmp_path / "m.py"]
     model = _load(tmp_path / "m.py").Network()
     assert sum(p.numel() for p in model.parameters()) == searchspace.cost(g).params
+
+
+def test_a_resume_keeps_the_run_s_own_settings(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    nas.search("cells", score, budget="50M-madds", trials=3, seed=4, out=out)
+    with pytest.raises(nas.UserError, match="with budget='50M-madds', not '60M-madds'"):
+        nas.search("cells", score, budget="60M-madds", trials=5, seed=4, out=out, resume=True)
+    with pytest.raises(nas.UserError, match="not a run folder"):
+        nas.search("cells", score, budget="50M-madds", out=tmp_path / "none", resume=True)
+
+
+def test_a_study_in_storage_is_refused_again_and_continued_by_resume(tmp_path: Path) -> None:
+    journal = str(tmp_path / "study.journal")
+    nas.search("cells", score, budget="50M-madds", trials=3, storage=journal)
+    with pytest.raises(nas.UserError, match="already holds study 'search'"):
+        nas.search("cells", score, budget="50M-madds", trials=5, storage=journal)
+    more = nas.search("cells", score, budget="50M-madds", trials=5, storage=journal,
+                      resume=True)
+    assert sum(r.status == Status.OK for r in more.records) == 5
+
+
+def test_sqlite_in_the_run_folder_and_the_caller_s_signal_handlers(tmp_path: Path) -> None:
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    out = tmp_path / "run"
+    result = nas.search("cells", score, budget="50M-madds", trials=2, out=out,
+                        storage=f"sqlite:///{out}/study.db")
+    assert (out / "study.db").is_file() and result.best is not None
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_what_worker_processes_cannot_take_is_refused_in_one_line(tmp_path: Path) -> None:
+    with pytest.raises(nas.UserError, match="cannot take this one"):
+        nas.search("cells", lambda g: 0.5, budget="50M-madds", workers=2,
+                   storage=str(tmp_path / "s.journal"))
+    assert not (tmp_path / "s.journal").exists()

@@ -179,3 +179,17 @@ def test_a_function_s_exception_or_bad_result_fails_the_candidate() -> None:
         r = FunctionEvaluator(returning(bad), name="odd").evaluate(g)
         assert r.status == Status.FAILED and "odd returned" in r.reason, bad
     assert not FunctionEvaluator(_score).noisy and FunctionEvaluator(_score_seeded).noisy
+
+
+def test_a_function_takes_the_seed_only_when_it_asks_for_it() -> None:
+    def options(genotype, verbose=False):
+        return 0.5
+
+    def seeded(genotype, seed=0):
+        return 0.5 + seed
+
+    assert not FunctionEvaluator(options).takes_seed
+    assert FunctionEvaluator(seeded).evaluate(searchspace.zoo.get("resnet20"), 2).accuracy == 2.5
+    r = FunctionEvaluator(lambda genotype: torch.tensor(0.25)).evaluate(
+        searchspace.zoo.get("resnet20"))
+    assert r.status == Status.OK and r.accuracy == 0.25  # a 0-d tensor is a number

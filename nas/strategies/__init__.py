@@ -5,7 +5,8 @@ nni extra NNI's own (nni:evolution, nni:rl, nni:tpe, nni:random; see ``nas.nni``
 
 Every one proposes only new networks inside the budget while there are any (see ``base``):
 ours by redrawing their own proposals, Optuna's through the ``Distinct`` wrapper; in the NAS
-loop and in a plain ``study.optimize`` alike.
+loop and, for the five of ``OURS``, in a plain ``study.optimize`` too (NNI's keep their promise
+inside the NAS loop only: it tells them what was scored).
 """
 
 from __future__ import annotations
@@ -62,8 +63,9 @@ def make(name: str, space: SearchSpace, seed: int = 0, fits: Fits | None = None,
     several proposals; ``trials`` (the search's length, when known) sizes NNI's evolution
     population.
 
-    In a plain Optuna study it proposes only new networks inside the budget too; when the
-    space has none left it proposes a scored one again (``nas.search`` stops there instead).
+    One of ``OURS`` in a plain Optuna study proposes only new networks inside the budget
+    too; when the space has none left it proposes a scored one again (``nas.search`` stops
+    there instead).
 
     Example:
         >>> space = searchspace.load_space("nb201")

@@ -137,8 +137,9 @@ class Judge:
             return taken_keys(study)
         keys = set()
         for t in study.get_trials(deepcopy=False):
-            if t.state == TrialState.WAITING or not self.space.decisions.keys() <= t.params.keys():
-                continue
+            if t.state == TrialState.WAITING or any(
+                    t.params.get(n, _MISSING) not in c for n, c in self.space.decisions.items()):
+                continue  # not a network of this space
             key = self({n: t.params[n] for n in self.space.decisions})[1]
             if key:
                 keys.add(key)
@@ -217,13 +218,14 @@ class Whole:
 
     def __init__(self, propose: Callable[[Study, FrozenTrial], dict[str, Any]]) -> None:
         self.propose = propose
-        self._made: dict[tuple[str, int], dict[str, Any]] = {}
+        self._made: dict[tuple[int, int, int], dict[str, Any]] = {}
 
     def value(self, study: Study, trial: FrozenTrial, name: str) -> Any:
-        key = (study.study_name, internals.trial_id(trial))
+        key = (id(internals.storage_of(study)), internals.study_id(study),
+               internals.trial_id(trial))
         if key not in self._made:
-            if len(self._made) > 64:  # trials long finished
-                self._made.clear()
+            while len(self._made) >= 256:  # the oldest: trials long finished
+                del self._made[next(iter(self._made))]
             self._made[key] = self.propose(study, trial)
         return self._made[key][name]
 

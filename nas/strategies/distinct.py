@@ -10,7 +10,7 @@ from optuna.samplers import BaseSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.strategies.base import Fits, Screen, Judge, Whole, distributions, searches
+from nas.strategies.base import Fits, Judge, Screen, Whole, distributions, searches
 from searchspace import SearchSpace
 
 __all__ = ["Distinct"]
