@@ -23,9 +23,9 @@ from evaluators.nbmacro_table import NBMacroMean, NBMacroTable
 from evaluators.table import NB201Table
 from searchspace import Limits
 
-__all__ = ["make", "names", "as_evaluator", "Evaluator", "Evaluation", "Status", "DataError",
-           "ProxyEvaluator", "FunctionEvaluator", "NB201Table", "NBMacroTable", "NBMacroMean",
-           "TABLES"]
+__all__ = ["make", "names", "known", "as_evaluator", "Evaluator", "Evaluation", "Status",
+           "DataError", "ProxyEvaluator", "FunctionEvaluator", "NB201Table", "NBMacroTable",
+           "NBMacroMean", "TABLES"]
 
 # evaluators that look a score up instead of training
 TABLES = {"nb201-table": NB201Table, "nbmacro-table": NBMacroTable,
@@ -35,6 +35,12 @@ TABLES = {"nb201-table": NB201Table, "nbmacro-table": NBMacroTable,
 def names() -> list[str]:
     """Every evaluator a user can name: the shipped profiles and the tables."""
     return [*profile_names(), *TABLES]
+
+
+def known(name: str | Path) -> bool:
+    """Whether ``make`` can rebuild an evaluator from ``name`` (a shipped one or a profile
+    path), as a resumed run or another worker does; a Python evaluator's name is not."""
+    return str(name) in names() or bool(Path(name).suffix)
 
 
 def make(name: str | Path, data: str | Path | None = None,

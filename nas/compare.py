@@ -24,7 +24,7 @@ import searchspace
 from evaluators.data import fingerprint
 from evaluators.proxy import ProxyEvaluator
 from evaluators.recipe import HOW_IT_RUNS, Recipe
-from nas.report_table import human, plain_log_axis
+from nas.report_table import human, images, plain_log_axis
 
 __all__ = ["Entry", "Row", "compare", "pareto", "DEFAULT_BASELINES", "write_report",
            "reporting_evaluator"]
@@ -184,18 +184,12 @@ def compare(entries: list[Entry], ev: ProxyEvaluator, seeds: int, folder: Path,
                 paces.append(time.perf_counter() - start)
             note = "cached" if cached else f"{paces[-1]:.0f}s" + _left(paces, total - done)
             log(f"[{done}/{total}] {e.name} seed {seed}: {100 * records[-1]['accuracy']:.2f}% "
-                f"on the {_images(ev)} images ({note})")
+                f"on {images(ev.split.eval_name)} ({note})")
         if records:
             rows.append(_row(e, records, folder))
     rows.sort(key=lambda r: r.madds)
     pareto(rows)
     return rows
-
-
-def _images(ev: ProxyEvaluator) -> str:
-    """Which images a score is on, in words."""
-    name = ev.split.eval_name
-    return {"holdout": "held-out validation", "val": "validation"}.get(name, name)
 
 
 def _left(paces: list[float], remaining: int) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["table", "human", "plain_log_axis"]
+__all__ = ["table", "human", "plain_log_axis", "images"]
 
 
 def human(n: float, unit: str = "") -> str:
@@ -37,3 +37,9 @@ def plain_log_axis(axis) -> None:
     axis.set_major_formatter(fmt)
     axis.set_minor_locator(LogLocator(subs=(2, 3, 5)))
     axis.set_minor_formatter(fmt)
+
+
+def images(split: str) -> str:
+    """The images a score was measured on, in words ("val" -> "the validation images")."""
+    return {"val": "the validation images", "holdout": "the held-out validation images",
+            "test": "the test images"}.get(split, f"{split} (its evaluator's scores)")

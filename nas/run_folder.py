@@ -46,9 +46,9 @@ def environment() -> str:
 
 def command_line(cfg) -> str:
     """The `nas search` that makes this run again (defaults resolved; --data aside)."""
-    from evaluators import names
+    from evaluators import known
 
-    if cfg.evaluator not in names() and not Path(cfg.evaluator).suffix:
+    if not known(cfg.evaluator):
         return (f"nas.search(space={cfg.space!r}, evaluator={cfg.evaluator}, "
                 f"budget={cfg.budget!r}, strategy={cfg.strategy!r}, trials={cfg.trials}, "
                 f"seed={cfg.seed}) from Python")

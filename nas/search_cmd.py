@@ -12,10 +12,11 @@ from pathlib import Path
 from evaluators import TABLES
 from evaluators.zero_cost import PROXIES, TRIVIAL
 from nas import flags
-from nas.errors import UserError
-from nas.screen import DEFAULT_BY
 from nas.config import SearchConfig, defaults, parse_duration
+from nas.errors import UserError
 from nas.pipeline import run_search
+from nas.report_table import images
+from nas.screen import DEFAULT_BY
 from nas.strategies import NAMES
 
 __all__ = ["register"]
@@ -100,9 +101,9 @@ def _resumed(args: argparse.Namespace) -> SearchConfig:
 
 def _check_evaluator(cfg: SearchConfig, path: Path) -> None:
     """A run scored by a Python evaluator (nas.search) cannot be rebuilt from its name."""
-    from evaluators import names
+    from evaluators import known
 
-    if cfg.evaluator not in names() and not Path(cfg.evaluator).suffix:
+    if not known(cfg.evaluator):
         raise UserError(f"{path}: this run was scored by {cfg.evaluator!r}, which is not an "
                         "evaluator of ours (a Python one?); resume it from Python: "
                         f"nas.search(..., out={str(path.parent)!r}, resume=True)")
@@ -164,20 +165,13 @@ def _run(args: argparse.Namespace) -> None:
     summary = run_search(cfg, resume=resume, progress=True)
     best = summary["best"]
     out = Path(cfg.out)
-    print(f"\nbest: {100 * best['val_accuracy']:.2f}% for the base on {_images(summary)} "
+    print(f"\nbest: {100 * best['val_accuracy']:.2f}% for the base on "
+          f"{images(best.get('split') or 'val')} "
           f"({best['base_madds'] / 1e6:.1f}M multiply-adds); final network "
           f"{best['madds'] / 1e6:.1f}M multiply-adds, {best['params']:,} parameters\n"
           f"wrote in {out}/: {', '.join(_written(out))}", file=sys.stderr)
     if args.json:
         print(json.dumps({k: summary[k] for k in ("best", "trials", "out")}))
-
-
-def _images(summary: dict) -> str:
-    """Which images the winner's score is on, in words."""
-    split = summary["best"].get("split") or "val"
-    return {"val": "the validation images the search chose by",
-            "holdout": "the held-out validation images",
-            "test": "the test images"}.get(split, f"{split} (its evaluator's scores)")
 
 
 def _written(out: Path) -> list[str]:
