@@ -47,7 +47,7 @@ class FunctionEvaluator(Evaluator):
                  assignment: Mapping[str, Any] | None = None) -> Evaluation:
         """The budget checked, then ``fn`` called; its exception or bad result fails the
         candidate with a reason."""
-        c = searchspace.cost(genotype)
+        c = self.limits.cost(genotype)
         rejected = self.budget_check(c)
         if rejected is not None:
             return rejected

@@ -102,7 +102,7 @@ class ProxyEvaluator(Evaluator):
 
         ``assignment`` (the decisions behind ``g``) is not needed: training sees the genotype.
         """
-        c = searchspace.cost(g)
+        c = self.limits.cost(g)
         rejected = self.budget_check(c)
         if rejected is not None:
             return rejected

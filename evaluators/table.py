@@ -135,7 +135,7 @@ class NB201Table(Evaluator):
         """Look ``g`` up by its decisions; the seed is unused (the table is one number)."""
         self.load()
         start = time.perf_counter()
-        c = searchspace.cost(g)
+        c = self.limits.cost(g)
         rejected = self.budget_check(c)
         if rejected is not None:
             return rejected

@@ -269,10 +269,15 @@ def scale(genotype: searchspace.Genotype, budget: str, alpha: float | None = Non
         >>> 270e6 < searchspace.cost(g).madds <= 300e6
         True
     """
+    from nas.latency_cmd import prepare
     from nas.scaling import EFFICIENTNET, scale_to_budget
 
     a, b, c = (x if x is not None else d for x, d in zip((alpha, beta, gamma), EFFICIENTNET))
-    return scale_to_budget(genotype, parse_budget(budget).limits, a, b, c).genotype
+    limits = parse_budget(budget).limits
+    with _guarded():
+        if limits.latency_ms is not None:
+            prepare(limits.latency_on)  # this machine's table measured first when new
+        return scale_to_budget(genotype, limits, a, b, c).genotype
 
 
 def export(genotype: searchspace.Genotype, path: str | Path, weights: str | Path | None = None,

@@ -7,6 +7,7 @@ leaves no run folder and no trial.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Callable
@@ -128,16 +129,25 @@ def _check_fit(cfg: SearchConfig, space: searchspace.SearchSpace,
     limits = cfg.base_limits
     if not limits:
         return
-    cheapest = searchspace.cost(space.cheapest(lambda g: limits.use(searchspace.cost(g))))
+    counted = dataclasses.replace(limits, latency_ms=None)  # latency: the smallest network's
+    if limits.latency_ms is not None:
+        from nas.latency_cmd import prepare
+
+        prepare(limits.latency_on)  # this machine's table measured now, or a bad one refused
+    cheapest = limits.cost(space.cheapest(lambda g: counted.use(searchspace.cost(g)))
+                           if counted else space.cheapest())
     over = [(k, getattr(cheapest, k), v) for k, v in limits.items() if getattr(cheapest, k) > v]
     if over:
         k, value, limit = over[0]
+        share = cfg.base_fraction ** (0.5 if k == "latency_ms" else 1.0)
         part = ("" if cfg.base_fraction == 1.0 or not cfg.scale else
-                f" (the base is searched at 1/{round(1 / cfg.base_fraction)} of "
+                f" (the base is searched at 1/{round(1 / share)} of "
                 f"{cfg.budget}; --no-scale searches at the full budget)")
+        amount = (f"{value:.3g} ms predicted latency, over the budget of {limit:.3g} ms"
+                  if k == "latency_ms" else
+                  f"{value / 1e6:.2f}M {k}, over the budget of {limit / 1e6:.2f}M")
         raise UserError(f"no network of the {space.name} space fits: its cheapest has "
-                        f"{value / 1e6:.2f}M {k}, over the budget of "
-                        f"{limit / 1e6:.2f}M{part}")
+                        f"{amount}{part}")
 
 
 def _database(cfg: SearchConfig):

@@ -26,7 +26,7 @@ def _cmd_info(args: argparse.Namespace) -> None:
     from nas.describe import info
     from nas.genotypes import resolve_genotype
 
-    print(info(resolve_genotype(args.genotype), args.json))
+    print(info(resolve_genotype(args.genotype), args.json, args.latency))
 
 
 def _cmd_zoo(args: argparse.Namespace) -> None:
@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("info", help="layer table, multiply-adds and parameters of a genotype")
     s.add_argument("genotype", help="zoo name, YAML file or run folder")
     s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.add_argument("--latency", metavar="TABLE", help="also its predicted latency: cpu, cuda "
+                   "(this machine's table) or a `nas latency-table` file")
     s.set_defaults(run=_cmd_info)
 
     s = sub.add_parser("zoo", help="the hand-designed networks and their costs")
@@ -55,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
 # Commands that live in their own modules (each has register(sub)), in the order `nas -h`
 # lists them; imported only when the parser is built, so `nas zoo` stays light.
 _COMMAND_MODULES = ("nas.search_cmd", "nas.worker_cmd", "nas.train_cmd", "nas.scale_cmd",
-                    "nas.compare_cmd")
+                    "nas.compare_cmd", "nas.latency_cmd")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -312,7 +312,8 @@ def _table(rows: list[Row], seeds: int, metric: str, lat: list[str]) -> list[str
         lines.append(
             f"| {'P' if r.pareto else ''} | {name} | {human(r.madds)} | {r.params:,} | "
             f"{r.resolution} | {_mean_spread(r, seeds)} | "
-            f"{r.seconds:.1f} | " + " | ".join(f"{r.latency_ms.get(k, 0):.2f}" for k in lat)
+            f"{r.seconds:.1f} | " + " | ".join(f"{r.latency_ms[k]:.2f}" if k in r.latency_ms
+                                              else "-" for k in lat)
             + " |")
     return lines
 

@@ -24,6 +24,7 @@ from nas.compare import (
 )
 from nas.errors import UserError
 from nas.genotypes import resolve_genotype
+from nas.latency_cmd import latency_figures, prepare
 from nas.paths import check_writable
 from nas.run_folder import environment
 from nas.train_cmd import default_profile
@@ -84,7 +85,7 @@ def _run(args: argparse.Namespace) -> None:
         raise UserError("nothing to compare: name a genotype or some --baselines")
     if args.seeds < 1:
         raise UserError("--seeds must be at least 1")
-    budget = parse_budget(args.budget) if args.budget else None
+    budget = _budget(args.budget)
     recipe = load_profile(args.profile or default_profile())
     check_device(recipe.device, recipe.name)
     ev = reporting_evaluator(recipe, args.data)
@@ -101,6 +102,8 @@ def _run(args: argparse.Namespace) -> None:
     if not rows:
         raise UserError(f"nothing trained yet in {args.output}: {len(missing)} training(s) "
                         "missing; run without --report-only")
+    if budget and budget.limits.latency_ms is not None:
+        _budget_latency(rows, entries, budget.limits.latency_on)
     command = "nas compare " + " ".join(shlex.quote(a) for a in sys.argv[2:])
     write_report(rows, recipe, args.data, args.seeds, time.time() - start, Path(args.output),
                  environment(), command, missing)
@@ -112,3 +115,24 @@ def _run(args: argparse.Namespace) -> None:
         keep = ("name", "madds", "params", "accuracy", "accuracy_std", "seconds", "latency_ms",
                 "pareto", "discovered", "resolution")
         print(json.dumps({"rows": [{k: asdict(r)[k] for k in keep} for r in rows]}))
+
+
+def _budget(text: str | None):
+    """The parsed --budget; its latency table opened first (a bad one fails here, a new one
+    of this machine is measured)."""
+    budget = parse_budget(text) if text else None
+    if budget and budget.limits.latency_ms is not None:
+        prepare(budget.limits.latency_on)
+    return budget
+
+
+def _budget_latency(rows: list, entries: list, target: str) -> None:
+    """Each row's latency by the budget's table: predicted, and measured where the table is
+    this machine's (``budget_predicted`` and ``budget_measured`` ms)."""
+    by_name = {e.name: e.genotype for e in entries}
+    for row in rows:
+        if row.name in by_name:
+            figures = latency_figures(by_name[row.name], target)
+            row.latency_ms["budget_predicted"] = figures["predicted_ms"]
+            if figures["measured_ms"] is not None:
+                row.latency_ms["budget_measured"] = figures["measured_ms"]

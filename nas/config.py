@@ -60,6 +60,11 @@ class SearchConfig:
         return self.storage or str(Path(self.out) / JOURNAL)
 
     @property
+    def limits(self) -> searchspace.Limits:
+        """The whole budget (the final network's)."""
+        return parse_budget(self.budget).limits if self.budget else searchspace.Limits()
+
+    @property
     def base_limits(self) -> searchspace.Limits:
         """The budget the base network is searched under."""
         if not self.budget:  # a table's cells, searched as they are

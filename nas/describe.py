@@ -31,17 +31,24 @@ def _rows(c: searchspace.Cost) -> list[dict[str, Any]]:
     return rows
 
 
-def info_dict(g: searchspace.Genotype) -> dict[str, Any]:
-    """The JSON form of `nas info`."""
+def info_dict(g: searchspace.Genotype, latency: str | None = None) -> dict[str, Any]:
+    """The JSON form of `nas info`; ``latency``: a table to predict its latency from."""
     c = searchspace.cost(g)
-    return {"name": g.name, "key": g.key(), "resolution": g.resolution,
-            "num_classes": g.num_classes, "params": c.params, "madds": c.madds,
-            "layers": _rows(c)}
+    d = {"name": g.name, "key": g.key(), "resolution": g.resolution,
+         "num_classes": g.num_classes, "params": c.params, "madds": c.madds,
+         "layers": _rows(c)}
+    if latency:
+        from nas.latency_cmd import prepare
+
+        p = prepare(latency)
+        d["latency_ms"] = round(p.predict(g), 4)
+        d["latency_on"] = p.table.describe()
+    return d
 
 
-def info(g: searchspace.Genotype, as_json: bool) -> str:
+def info(g: searchspace.Genotype, as_json: bool, latency: str | None = None) -> str:
     """A Keras-style summary: layer, kind, output shape, parameters, multiply-adds; totals."""
-    d = info_dict(g)
+    d = info_dict(g, latency)
     if as_json:
         return json.dumps(d)
     rows = [(r["layer"], r["kind"], "x".join(map(str, r["shape"])), f"{r['params']:,}",
@@ -53,7 +60,13 @@ def info(g: searchspace.Genotype, as_json: bool) -> str:
     return (f"{g.name or 'genotype'}  (key {d['key']}, input {g.resolution}x{g.resolution}, "
             f"{g.num_classes} classes)\n{body}\n\n"
             f"parameters:     {d['params']:,} ({human(d['params'])})\n"
-            f"multiply-adds:  {d['madds']:,} ({human(d['madds'])})" + note)
+            f"multiply-adds:  {d['madds']:,} ({human(d['madds'])})" + _latency_line(d) + note)
+
+
+def _latency_line(d: dict[str, Any]) -> str:
+    if "latency_ms" not in d:
+        return ""
+    return f"\nlatency:        {d['latency_ms']:.3g} ms predicted ({d['latency_on']})"
 
 
 def _dead_nodes(g: searchspace.Genotype) -> int:

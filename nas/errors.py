@@ -58,5 +58,8 @@ def known_errors() -> tuple[type[BaseException], ...]:
     from evaluators.recipe import RecipeError
     from evaluators.train import Diverged
     from searchspace import GenotypeError, SpaceError
+    from searchspace.latency_measure import MachineError
+    from searchspace.latency_table import TableError
 
-    return (DataError, RecipeError, GenotypeError, SpaceError, Diverged, CheckpointError)
+    return (DataError, RecipeError, GenotypeError, SpaceError, Diverged, CheckpointError,
+            TableError, MachineError)

@@ -33,6 +33,8 @@ from nas.strategies import MULTI_OBJECTIVE, make
 from nas.strategies.base import NOTHING_NEW, SCREENED, Screen, mark_study
 from nas.tally import evaluated
 from nas.trial import TAKEN, Record, Status, records, status_of, write
+from searchspace.latency_measure import MachineError
+from searchspace.latency_table import TableError
 
 __all__ = ["Evaluate", "Stop", "run_worker", "MAX_IDLE", "LATE"]
 
@@ -81,7 +83,7 @@ def run_worker(storage: BaseStorage, study_name: str, space: searchspace.SearchS
 
 def _budget_use(limits: searchspace.Limits) -> Callable[[searchspace.Genotype], float]:
     """genotype -> the largest cost / limit (<= 1 fits)."""
-    return lambda g: limits.use(searchspace.cost(g))
+    return lambda g: limits.use(limits.cost(g))
 
 
 def _loop(w: _Worker) -> int:
@@ -148,11 +150,15 @@ class _Worker:
             params = {k: trial.suggest_categorical(k, v)
                       for k, v in self.space.decisions.items()}
             g = self.space.genotype(params)
-            c = searchspace.cost(g)
+            c = self.limits.cost(g)
+        except (TableError, MachineError) as exc:  # the table cannot answer: the search stops
+            _fail(self.study, trial, f"error: {exc}")
+            raise
         except Exception as exc:  # noqa: BLE001 - a space whose decisions make no network
             _fail(self.study, trial, f"error: decoding the candidate: {describe(exc)}")
             return None
-        write(trial, genotype=g.to_yaml(), key=g.key(), madds=c.madds, params=c.params)
+        write(trial, genotype=g.to_yaml(), key=g.key(), madds=c.madds, params=c.params,
+              latency_ms=c.latency_ms)
         for name, limit in self.limits.items():
             trial.set_constraint(name, getattr(c, name) / limit - 1.0)
         return g, c, params
@@ -273,6 +279,13 @@ def _record(study: optuna.Study, trial: optuna.Trial, r: Evaluation, strategy: s
             "queued again; its late result is kept in the study's user attributes")
 
 
+def _second(attrs: dict[str, Any], madds: int) -> float:
+    """NSGA-II's second objective: the predicted latency under a latency budget, else the
+    multiply-adds."""
+    latency = attrs.get("latency_ms")
+    return latency if latency is not None else madds
+
+
 def _tell(study: optuna.Study, trial: optuna.Trial, r: Evaluation, strategy: str) -> None:
     write(trial, **{key: getattr(r, key) for key in ("accuracy", "seconds", "images_per_s",
                                                       "epochs", "device", "reason", "split",
@@ -282,5 +295,6 @@ def _tell(study: optuna.Study, trial: optuna.Trial, r: Evaluation, strategy: str
     if r.status != Status.OK:
         study.tell(trial, state=TrialState.FAIL)
         return
-    values = [r.accuracy, r.madds] if strategy in MULTI_OBJECTIVE else [r.accuracy]
+    values = [r.accuracy, _second(trial.user_attrs, r.madds)] if strategy in MULTI_OBJECTIVE \
+        else [r.accuracy]
     study.tell(trial, values)

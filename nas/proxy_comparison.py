@@ -24,7 +24,7 @@ def proxy_comparison(cfg: SearchConfig, ev: ProxyEvaluator, summary: dict) -> No
 
     base = searchspace.Genotype.from_yaml(Path(summary["best"]["base_genotype"]))
     limits = cfg.base_limits
-    fits = [b for b in cfg.baselines if limits.fits(searchspace.cost(searchspace.zoo.get(b)))]
+    fits = [b for b in cfg.baselines if limits.fits(limits.cost(searchspace.zoo.get(b)))]
     entries = entries_for([("searched base", base)], fits, None)
     entries += [e for e in entries_for([], [b for b in cfg.baselines if b not in fits], limits,
                                        "base budget") if e.name.endswith("@base budget")]

@@ -152,7 +152,8 @@ def _trial(space: searchspace.SearchSpace, first: Record, seed: int, r: Evaluati
                           "accuracy", "worth", "seconds", "images_per_s", "epochs", "device",
                           "reason", "split") if getattr(r, k) not in (None, "")})
     ok = r.status == Outcome.OK
-    values = ([r.accuracy, first.madds] if strategy in MULTI_OBJECTIVE else [r.accuracy]) \
+    second = first.latency_ms if first.latency_ms is not None else first.madds
+    values = ([r.accuracy, second] if strategy in MULTI_OBJECTIVE else [r.accuracy]) \
         if ok else None
     return create_trial(state=TrialState.COMPLETE if ok else TrialState.FAIL, values=values,
                         params=dict(first.decisions), distributions=distributions(space),

@@ -27,9 +27,9 @@ __all__ = ["write_outputs", "write_trials_csv", "environment", "command_line"]
 
 # trials.csv's columns: Record fields (status: Record.label; a _pct column is the field, a
 # fraction, in percent like every report), then the decisions
-_COLUMNS = ["number", "status", "accuracy_pct", "worth_pct", "madds", "params", "seconds",
-            "images_per_s", "key", "reused_from", "rescore_of", "screened", "seed", "retry_of",
-            "reason"]
+_COLUMNS = ["number", "status", "accuracy_pct", "worth_pct", "madds", "params", "latency_ms",
+            "seconds", "images_per_s", "key", "reused_from", "rescore_of", "screened", "seed",
+            "retry_of", "reason"]
 _ROUNDED = {"seconds", "images_per_s"}
 
 
@@ -126,6 +126,8 @@ def _cell(t: Record, column: str) -> Any:
         return ""
     if field != column:
         return round(100 * value, 4)  # 43.41, not 43.410000000000004
+    if column == "latency_ms":
+        return round(value, 4)
     return round(value, 2) if column in _ROUNDED else value
 
 
@@ -202,6 +204,11 @@ def write_outputs(cfg, study: optuna.Study, best: Record | None,
                 + (f", the mean of {len(choice.scores)} trainings" if len(choice.scores) > 1
                    else "") + "), "
                 + (f"compound-scaled to {cfg.budget}" if cfg.scale else "not scaled"))
+    latency = _latency(cfg, final)
+    if latency:
+        from nas.latency_cmd import latency_text
+
+        found_by += f"; latency {latency_text(latency, cfg.limits.latency_ms)}"
     write_export(final, out / "model.py", "py", None, found_by)
     plots = _plots(trials, best, out, choice.mean, u)
     summary["best"] = {"genotype": str(out / "best.yaml"), "madds": fc.madds,
@@ -209,6 +216,8 @@ def write_outputs(cfg, study: optuna.Study, best: Record | None,
                        "trainings": list(choice.scores), "confidence": choice.confidence,
                        "base_genotype": str(out / "base.yaml"),
                        "base_madds": best.madds, "fill": ratio}
+    if latency:
+        summary["best"]["latency"] = latency
     found = ev.found(best.decisions, cfg.base_limits) if ev is not None else None
     if found is not None:  # a table's published row of the winner
         summary["best"]["table"] = found
@@ -219,6 +228,25 @@ def write_outputs(cfg, study: optuna.Study, best: Record | None,
     (out / "report.md").write_text(_report(cfg, choice, base, final, ratio, c, plots,
                                            summary, ev))
     return summary
+
+
+def _latency(cfg, g: searchspace.Genotype) -> dict | None:
+    """Predicted and measured latency of ``g`` under a latency budget; None otherwise."""
+    if not cfg.budget or cfg.limits.latency_ms is None:
+        return None
+    from nas.latency_cmd import latency_figures
+
+    return latency_figures(g, cfg.limits.latency_on)
+
+
+def _latency_lines(cfg, summary: dict) -> list[str]:
+    from nas.latency_cmd import latency_text
+
+    latency = summary["best"].get("latency")
+    if not latency:
+        return []
+    return [f"Latency of the final network: "
+            f"{latency_text(latency, cfg.limits.latency_ms)}.", ""]
 
 
 def _report(cfg, choice, base: searchspace.Genotype, final: searchspace.Genotype,
@@ -251,10 +279,14 @@ def _report(cfg, choice, base: searchspace.Genotype, final: searchspace.Genotype
         f"| final: `best.yaml`, `model.py` | {final.resolution} | {human(fc.madds)} | "
         f"{fc.params:,} | {final_score} |",
         "",
+        *_latency_lines(cfg, summary),
         choice.describe(cfg.evaluator, noisy=ev is None or ev.noisy, percent=u.percent),
         "",
         *found,
-        (f"The base was searched under {100 * cfg.base_fraction:.1f}% of the budget and "
+        (f"The base was searched under {100 * cfg.base_fraction:.1f}% of the budget"
+         + (f" ({100 * cfg.base_fraction ** 0.5:.0f}% of its latency: latency falls more "
+            "slowly than multiply-adds)" if cfg.limits.latency_ms is not None else "")
+         + " and "
          f"compound-scaled (EfficientNet's alpha 1.2, beta 1.1, gamma 1.15) to "
          f"{100 * ratio:.1f}% of it." if ratio is not None else
          "The winner was searched at the full budget and not scaled (--no-scale)."

@@ -11,6 +11,7 @@ from nas import flags
 from nas.budget import parse_budget
 from nas.errors import UserError
 from nas.genotypes import resolve_genotype
+from nas.latency_cmd import latency_figures, latency_text, prepare
 from nas.paths import check_writable
 from nas.scaling import (
     EFFICIENTNET,
@@ -29,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add `nas scale` and `nas export` to the CLI."""
     s = sub.add_parser("scale", help="compound-scale a genotype to fill a budget")
     s.add_argument("genotype", help="zoo name, YAML file or run folder")
-    s.add_argument("--budget", required=True, help="e.g. 600M-madds, 1.2G-flops, 3M-params")
+    s.add_argument("--budget", required=True,
+                   help="e.g. 600M-madds, 1.2G-flops, 3M-params, 4ms-latency")
     s.add_argument("-o", "--output", help="write the scaled genotype YAML here")
     s.add_argument("--alpha", type=_COEFFICIENT, default=EFFICIENTNET[0],
                    help="depth base (1.2)")
@@ -62,6 +64,9 @@ def _scale(args: argparse.Namespace) -> None:
         check_writable(args.output)
     g = resolve_genotype(args.genotype)
     budget = parse_budget(args.budget)
+    latency = budget.limits.latency_ms is not None
+    if latency:
+        prepare(budget.limits.latency_on)  # a new table measured now, with progress
     coeffs = (args.alpha, args.beta, args.gamma)
     if args.grid:
         coeffs = _grid(g, args)
@@ -69,16 +74,19 @@ def _scale(args: argparse.Namespace) -> None:
     c0, c = searchspace.cost(g), searchspace.cost(r.genotype)
     if args.output:
         r.genotype.to_yaml(args.output)
+    figures = latency_figures(r.genotype, budget.limits.latency_on) if latency else None
     print(f"{g.name or 'genotype'}: {c0.madds / 1e6:.1f}M -> {c.madds / 1e6:.1f}M multiply-adds "
           f"({100 * r.ratio:.1f}% of {budget}), {c0.params:,} -> {c.params:,} parameters; "
           f"phi {r.phi:.2f} with alpha {r.alpha}, beta {r.beta}, gamma {r.gamma}, "
           f"{r.fill_steps} fill steps; resolution {r.genotype.resolution}, depths "
           f"{[s.depth for s in r.genotype.stages]}, widths {[s.width for s in r.genotype.stages]}"
+          + (f"; latency {latency_text(figures, budget.limits.latency_ms)}" if figures else "")
           + (f"; written to {args.output}" if args.output else ""), file=sys.stderr)
     if args.json:
         print(json.dumps({"madds": c.madds, "params": c.params, "ratio": r.ratio, "phi": r.phi,
                           "alpha": r.alpha, "beta": r.beta, "gamma": r.gamma,
-                          "resolution": r.genotype.resolution, "output": args.output}))
+                          "resolution": r.genotype.resolution, "output": args.output,
+                          "latency": figures}))
     elif not args.output:
         print(r.genotype.to_yaml(), end="")
 

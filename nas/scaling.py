@@ -43,7 +43,7 @@ class ScaleResult:
 
 def fill_ratio(g: searchspace.Genotype, limits: searchspace.Limits) -> float:
     """The largest cost / limit over the limits."""
-    return limits.use(searchspace.cost(g))
+    return limits.use(limits.cost(g))
 
 
 def _resolution(side: float) -> int:
@@ -79,16 +79,16 @@ def scale_to_budget(g: searchspace.Genotype, limits: searchspace.Limits,
         except (searchspace.GenotypeError, OverflowError):  # past the limits: does not fit
             return math.inf
 
-    lo, hi = -12.0, 12.0
+    timed = limits.latency_ms is not None
+    lo, hi = _bracket(ratio, timed)
     if ratio(lo) > 1.0:
-        smallest = searchspace.cost(compound(g, lo, alpha, beta, gamma))
+        smallest = limits.cost(compound(g, lo, alpha, beta, gamma))
         raise UserError(f"impossible budget: the smallest version of {g.name or 'the network'} "
                         f"(one cell a stage, 8 channels, {MIN_RESOLUTION}px) costs "
                         f"{smallest.madds / 1e6:.2f}M multiply-adds and "
-                        f"{smallest.params:,} parameters")
-    while ratio(hi) <= 1.0 and hi < 60:
-        hi *= 2
-    for _ in range(40):  # bisection on "fits"; rounding makes it nearly, not exactly, monotone
+                        f"{smallest.params:,} parameters"
+                        + (f", {smallest.latency_ms:.3g} ms predicted" if timed else ""))
+    for _ in range(20 if timed else 40):  # bisection on "fits": nearly, not exactly, monotone
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if ratio(mid) <= 1.0 else (lo, mid)
     phi = max((p for p in _around(lo) if ratio(p) <= 1.0), key=ratio, default=lo)
@@ -96,6 +96,26 @@ def scale_to_budget(g: searchspace.Genotype, limits: searchspace.Limits,
     best, steps = _fill(best, limits)
     return ScaleResult(best.replace(name=_scaled_name(g.name)), phi,
                        fill_ratio(best, limits), steps, alpha, beta, gamma)
+
+
+def _bracket(ratio: Callable[[float], float], timed: bool) -> tuple[float, float]:
+    """A phi that fits (unless none does) and one that does not. Counting is instant: the
+    wide [-12, 12] first. A latency is predicted from kernels timed as they are met: outward
+    from phi = 0, so that no network far past the budget is ever traced and timed."""
+    if not timed:
+        lo, hi = -12.0, 12.0
+        while ratio(hi) <= 1.0 and hi < 60:
+            hi *= 2
+        return lo, hi
+    if ratio(0.0) <= 1.0:
+        lo, hi = 0.0, 0.5
+        while ratio(hi) <= 1.0 and hi < 60:
+            lo, hi = hi, hi * 2
+        return lo, hi
+    lo, hi = -0.5, 0.0
+    while ratio(lo) > 1.0 and lo > -12:
+        lo, hi = max(lo * 2, -12.0), lo
+    return lo, hi
 
 
 def _around(phi: float) -> Iterator[float]:

@@ -14,6 +14,7 @@ from evaluators.zero_cost import PROXIES, TRIVIAL
 from nas import flags
 from nas.config import SearchConfig, defaults, parse_duration
 from nas.errors import UserError
+from nas.latency_cmd import latency_text
 from nas.pipeline import run_search
 from nas.report_table import images
 from nas.screen import DEFAULT_BY
@@ -27,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("search", help="find a network that fits a budget",
                        description="Search a base network, compound-scale it to the budget, "
                                    "export it and write a report in the run folder.")
-    s.add_argument("--budget", help="e.g. 600M-madds, 1.2G-flops, 3M-params, "
+    s.add_argument("--budget", help="e.g. 600M-madds, 1.2G-flops, 3M-params, 4ms-latency, "
                                     "600M-madds,5M-params (with a table evaluator: optional, "
                                     "its cells as they are)")
     s.add_argument("--strategy", default="evolution", help=f"one of {', '.join(NAMES)} "
@@ -168,7 +169,8 @@ def _run(args: argparse.Namespace) -> None:
     print(f"\nbest: {100 * best['val_accuracy']:.2f}% for the base on "
           f"{images(best.get('split') or 'val')} "
           f"({best['base_madds'] / 1e6:.1f}M multiply-adds); final network "
-          f"{best['madds'] / 1e6:.1f}M multiply-adds, {best['params']:,} parameters\n"
+          f"{best['madds'] / 1e6:.1f}M multiply-adds, {best['params']:,} parameters"
+          + (f", {latency_text(best['latency'])}" if best.get("latency") else "") + "\n"
           f"wrote in {out}/: {', '.join(_written(out))}", file=sys.stderr)
     if args.json:
         print(json.dumps({k: summary[k] for k in ("best", "trials", "out")}))

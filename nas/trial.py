@@ -61,6 +61,7 @@ class Record:
     genotype: str | None = None  # its YAML
     madds: int | None = None
     params: int | None = None
+    latency_ms: float | None = None  # predicted, under a latency budget
     accuracy: float | None = None
     split: str | None = None  # the images the accuracy was measured on
     worth: float | None = None  # what the network is truly worth, where a table knows it

@@ -7,6 +7,7 @@ additions are free. Parameters are the trainable ones (BN has two a channel).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,11 +27,15 @@ class Cost:
     madds: int
     params: int
     layers: tuple[Layer, ...]
+    latency_ms: float | None = None  # predicted, where a latency budget asked for it
 
 
 @dataclass(frozen=True)
 class Limits:
     """Upper limits on a network's cost (a budget, or a fraction of one); None: no limit.
+
+    A latency limit is predicted from the latency table of ``latency_on``: "cpu", "cuda[:N]"
+    (this machine's own table, measured as needed) or a table file (``searchspace.latency``).
 
     Example:
         >>> b = Limits(madds=600e6)
@@ -40,6 +45,8 @@ class Limits:
 
     madds: float | None = None
     params: float | None = None
+    latency_ms: float | None = None
+    latency_on: str = "cpu"
 
     def __post_init__(self) -> None:
         for name, limit in self.items():
@@ -48,32 +55,61 @@ class Limits:
 
     def items(self) -> Iterator[tuple[str, float]]:
         """(name, limit) of each limit that is set: the names of Cost's fields."""
-        for name in ("madds", "params"):
+        for name in ("madds", "params", "latency_ms"):
             limit = getattr(self, name)
             if limit is not None:
                 yield name, limit
 
     def __bool__(self) -> bool:
-        return self.madds is not None or self.params is not None
+        return any(True for _ in self.items())
+
+    def cost(self, g: Genotype) -> Cost:
+        """``cost(g)``, with its predicted latency when a limit is on latency."""
+        c = cost(g)
+        if self.latency_ms is None:
+            return c
+        from searchspace.latency import predictor_for  # torch.fx, only for latency budgets
+
+        return dataclasses.replace(c, latency_ms=predictor_for(self.latency_on).predict(g))
 
     def use(self, c: Cost) -> float:
         """The largest cost / limit (<= 1 fits); 0 without limits."""
-        return max((getattr(c, name) / limit for name, limit in self.items()), default=0.0)
+        return max((self._value(c, name) / limit for name, limit in self.items()), default=0.0)
 
     def fits(self, c: Cost) -> bool:
-        return all(getattr(c, name) <= limit for name, limit in self.items())
+        return all(self._value(c, name) <= limit for name, limit in self.items())
 
     def over(self, c: Cost) -> str:
         """Why ``c`` breaks a limit, or "" when it fits."""
         for name, limit in self.items():
-            value = getattr(c, name)
+            value = self._value(c, name)
+            if value > limit and name == "latency_ms":
+                return f"predicted latency {value:.3g} ms over the budget of {limit:g} ms"
             if value > limit:
                 return f"{name} {int(value):,} over the budget of {int(limit):,}"
         return ""
 
+    @staticmethod
+    def _value(c: Cost, name: str) -> float:
+        value = getattr(c, name)
+        if value is None:  # a Cost counted without the latency its limits ask for
+            raise ValueError("a latency limit needs a Cost from Limits.cost(g), not cost(g)")
+        return value
+
     def scaled(self, factor: float) -> Limits:
-        """Every limit times ``factor`` (the base search's share of a budget)."""
-        return Limits(**{name: limit * factor for name, limit in self.items()})
+        """Every limit times ``factor`` (the base search's share of a budget); a latency
+        limit times its square root, since latency falls far more slowly than multiply-adds
+        (each kernel call costs microseconds however small: on the 2-core CPU the `cells`
+        space's cheapest network has 1/58 of resnet20's multiply-adds and 1/3 of its
+        latency, 0.77 against 2.3 ms).
+
+        Example:
+            >>> Limits(madds=600e6, latency_ms=4.0).scaled(1 / 16)
+            Limits(madds=37500000.0, params=None, latency_ms=1.0, latency_on='cpu')
+        """
+        return dataclasses.replace(self, **{
+            n: limit * (factor ** 0.5 if n == "latency_ms" else factor)
+            for n, limit in self.items()})
 
 
 def cost(g: Genotype, prune: bool = True) -> Cost:

@@ -52,7 +52,7 @@ _FACTORIES: dict[str, Callable[[SearchSpace, int, Fits | None, Screen | None],
 OURS = tuple(_FACTORIES)
 NNI_NAMES = ("nni:evolution", "nni:rl", "nni:tpe", "nni:random")  # NNI's, with the extra
 NAMES = (*OURS, *NNI_NAMES)
-MULTI_OBJECTIVE = {"nsga2"}  # maximise accuracy, minimise multiply-adds
+MULTI_OBJECTIVE = {"nsga2"}  # maximise accuracy, minimise multiply-adds (or latency)
 
 
 def make(name: str, space: SearchSpace, seed: int = 0, fits: Fits | None = None,
@@ -94,10 +94,8 @@ def make(name: str, space: SearchSpace, seed: int = 0, fits: Fits | None = None,
 
 def _use(budget: str) -> Fits:
     from nas.budget import parse_budget
-    from searchspace import cost
-
     limits = parse_budget(budget).limits
-    return lambda g: limits.use(cost(g))
+    return lambda g: limits.use(limits.cost(g))
 
 
 def require_nni():
