@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from searchspace import files
+
 __all__ = ["DataError", "Split", "load_search", "load_final", "cache_dir", "resolve_source",
            "fingerprint", "CLASSES", "MEAN", "STD"]
 
@@ -57,7 +59,7 @@ class Split:
 
 def cache_dir() -> Path:
     """Where decoded arrays and the downloaded archive live."""
-    return Path(os.environ.get("NAS_CACHE_DIR", Path.home() / ".cache" / "nas"))
+    return files.cache_dir()
 
 
 def load_search(data: str | Path | None = None, val_size: int = 5000, seed: int = 0) -> Split:

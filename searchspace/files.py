@@ -4,6 +4,7 @@ too deep or using aliases, never a traceback or a hang."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,13 @@ import yaml
 
 from searchspace.limits import MAX_FILE_BYTES, MAX_NESTING
 
-__all__ = ["names_in", "load_named_yaml", "read_yaml_text", "parse_yaml"]
+__all__ = ["names_in", "load_named_yaml", "read_yaml_text", "parse_yaml", "cache_dir"]
+
+
+def cache_dir() -> Path:
+    """The project's cache: ``$NAS_CACHE_DIR``, by default ``~/.cache/nas`` (decoded images,
+    downloads, latency tables)."""
+    return Path(os.environ.get("NAS_CACHE_DIR", Path.home() / ".cache" / "nas"))
 
 
 def names_in(folder: Path) -> list[str]:

@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 
 from searchspace.builder import build
+from searchspace.files import cache_dir
 from searchspace.genotype import Genotype
 from searchspace.latency_measure import (MachineError, check_device, machine, settings, steady,
                                          time_call)
@@ -146,8 +146,7 @@ def default_table(device: str = "cpu", threads: int = 1, batch: int = 1) -> Path
     default ``~/.cache/nas/latency``), one file per device model, torch, threads and batch."""
     m = machine(device, threads, batch)
     slug = re.sub(r"[^a-z0-9]+", "-", f"{m['device_name']}-torch{m['torch']}".lower()).strip("-")
-    root = Path(os.environ.get("NAS_CACHE_DIR", Path.home() / ".cache" / "nas"))
-    return root / "latency" / f"{m['device']}-{slug}-t{threads}-b{batch}.json"
+    return cache_dir() / "latency" / f"{m['device']}-{slug}-t{threads}-b{batch}.json"
 
 
 def predictor_for(target: str, calibrate: Callable[[Predictor], None] | None = None
