@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 import searchspace
+from evaluators.data import DataInfo
 
 __all__ = ["Status", "Evaluation", "Evaluator"]
 
@@ -78,6 +79,10 @@ class Evaluator(abc.ABC):
             scores (a benchmark's table), and the search refuses any other space.
         device: where it computes; ``use_device`` moves it (one GPU a worker process).
         limits: the budget ``evaluate`` applies.
+
+    ``data_info()`` says which images it trains on (after ``load``), so that a search builds
+    its networks for their classes and size; None (the default) when it has no images of its
+    own (a table, a function), and the space's networks are scored as they are.
     """
 
     name: str = ""
@@ -94,6 +99,10 @@ class Evaluator(abc.ABC):
 
     def load(self) -> None:
         """Read what scoring needs, once (nothing, by default)."""
+
+    def data_info(self) -> DataInfo | None:
+        """The images it trains on (classes, side, statistics), or None when it has none."""
+        return None
 
     @abc.abstractmethod
     def evaluate(self, genotype: searchspace.Genotype, seed: int = 0,

@@ -1,48 +1,68 @@
-"""CIFAR-10 from the official archive, its folder, or an image-folder tree or archive; cached.
+"""A dataset from CIFAR-10's official archive, its folder, or any image-folder tree or archive;
+decoded once into a cache, with what it is (``DataInfo``: classes, image side, channel
+statistics).
 
 Sources, in order: the ``data`` argument (``--data``), ``$NAS_DATA``, the official archive
-in the cache folder, a download of it. Decoded images are cached as uint8 arrays under
-``$NAS_CACHE_DIR`` (default ``~/.cache/nas``), keyed by the source's checksum, so a second
-run starts at once. Train and test arrays are separate files: the search path
-(``load_search``) never opens the test file.
+in the cache folder, a download of it. A source may ask for its images resized
+(``with_resize``: ``--resize SIDE``). Decoded images are cached as uint8 ``.npy`` arrays under
+``$NAS_CACHE_DIR`` (default ``~/.cache/nas``) in ``images-<checksum>[-<side>px]/``, keyed by the
+source's checksum, with ``meta.json`` (classes, side, counts, mean and std of the training
+images), so a second run starts at once. Train and test arrays are separate files: the
+search path (``load_search``) never opens the test file.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
-import pickle
+import re
+import shutil
 import sys
-import tarfile
 import urllib.request
-import warnings
-import zipfile
-import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from evaluators.images import CIFAR10_CLASSES, DataError, channel_stats, chunks, decode_into
 from searchspace import files
 
-__all__ = ["DataError", "Split", "load_search", "load_final", "cache_dir", "resolve_source",
-           "fingerprint", "CLASSES", "MEAN", "STD"]
+__all__ = ["DataError", "DataInfo", "Split", "load_search", "load_final", "data_info",
+           "cache_dir", "resolve_source", "fingerprint", "with_resize", "validation_size",
+           "CLASSES", "MEAN", "STD"]
 
-CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-           "truck")
-MEAN = (0.4914, 0.4822, 0.4465)  # per-channel mean of the official training images
+CLASSES = CIFAR10_CLASSES
+MEAN = (0.4914, 0.4822, 0.4465)  # official CIFAR-10's training images: a Split made by hand
 STD = (0.2470, 0.2435, 0.2616)
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 OFFICIAL_MD5 = "c58f30108f718f92721af3b95e74349a"
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm")
 _QUIET_BYTES = 1 << 20  # a source this small decodes in under a second: no decoding line
+_RESIZE = re.compile(r"(.*)\?resize=(\d+)")
+VAL_SHARE = 0.1  # a count of validation images is capped at this share of the training images
+VAL_PER_CLASS = 10  # ...or at this many a class, when that is more (at most half of them)
 
 
-class DataError(Exception):
-    """Data that cannot be read: one line that says what to do."""
+@dataclass(frozen=True)
+class DataInfo:
+    """What a dataset is: its classes (index order), image side, channel statistics, sizes."""
+
+    classes: tuple[str, ...]
+    side: int  # pixels; every image is side x side
+    mean: tuple[float, float, float]  # per channel, of the training images, in [0, 1]
+    std: tuple[float, float, float]
+    train: int  # training images (the search's split is cut from them)
+    test: int
+    source: str  # the path it was read from (``?resize=N`` when resized)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def words(self) -> str:
+        """``"4 classes, 64x64 pixels, 1,200 training and 400 test images"``."""
+        return (f"{self.num_classes} classes, {self.side}x{self.side} pixels, "
+                f"{self.train:,} training and {self.test:,} test images")
 
 
 @dataclass(frozen=True)
@@ -55,6 +75,19 @@ class Split:
     eval_y: np.ndarray
     eval_name: str  # "val" (search) or "test" (final)
     source: str
+    info: DataInfo | None = None  # None: made by hand, CIFAR-10's statistics
+
+    @property
+    def mean(self) -> tuple[float, ...]:
+        return self.info.mean if self.info else MEAN
+
+    @property
+    def std(self) -> tuple[float, ...]:
+        return self.info.std if self.info else STD
+
+    @property
+    def num_classes(self) -> int:
+        return self.info.num_classes if self.info else int(self.train_y.max()) + 1
 
 
 def cache_dir() -> Path:
@@ -62,26 +95,43 @@ def cache_dir() -> Path:
     return files.cache_dir()
 
 
-def load_search(data: str | Path | None = None, val_size: int = 5000, seed: int = 0) -> Split:
-    """Train/validation split of the training images (default 45,000 / 5,000).
+def load_search(data: str | Path | None = None, val_size: float = 5000, seed: int = 0) -> Split:
+    """Train/validation split of the training images (CIFAR-10: 45,000 / 5,000).
 
-    Stratified and seeded: the same ``seed`` gives the same split on every machine.
-    The test images are not read.
+    ``val_size``: a count (at most 10% of the training images, or 10 a class when that is
+    more) or a fraction (under 1). Stratified and seeded: the same ``seed`` gives the same split
+    on every machine. The test images are not read.
     """
-    folder = _cached(resolve_source(data))
-    x, y = _load_arrays(folder, "train")
-    if not 0 < val_size < len(y):
-        raise DataError(f"validation size {val_size} must be between 0 and {len(y)}")
-    train_idx, val_idx = _stratified(y, val_size, seed)
-    return Split(x[train_idx], y[train_idx], x[val_idx], y[val_idx], "val", str(folder))
+    folder, info = _opened(data)
+    y = np.load(folder / "train_y.npy")
+    n = validation_size(val_size, len(y), info.num_classes)
+    if not 0 < n < len(y):
+        raise DataError(f"{info.source}: {len(y)} training images are too few to hold out "
+                        "validation images from")
+    train_idx, val_idx = _stratified(y, n, seed)
+    x, val_x = _rows(folder / "train_x.npy", train_idx, val_idx)
+    return Split(x, y[train_idx], val_x, y[val_idx], "val", str(folder), info)
 
 
 def load_final(data: str | Path | None = None) -> Split:
     """All training images and the test images: for final training and reported numbers."""
-    folder = _cached(resolve_source(data))
-    x, y = _load_arrays(folder, "train")
-    tx, ty = _load_arrays(folder, "test")
-    return Split(x, y, tx, ty, "test", str(folder))
+    folder, info = _opened(data)
+    x, y = np.load(folder / "train_x.npy"), np.load(folder / "train_y.npy")
+    tx, ty = np.load(folder / "test_x.npy"), np.load(folder / "test_y.npy")
+    return Split(x, y, tx, ty, "test", str(folder), info)
+
+
+def data_info(data: str | Path | None = None) -> DataInfo:
+    """What ``data`` is (decoded into the cache first if it is not there yet)."""
+    return _opened(data)[1]
+
+
+def validation_size(asked: float, n: int, classes: int) -> int:
+    """Validation images out of ``n`` training images: a fraction (``asked`` < 1), or a count
+    capped at 10% of them (but not below 10 a class); never more than half."""
+    if asked < 1:
+        return min(round(asked * n), n // 2)
+    return min(int(asked), max(round(VAL_SHARE * n), VAL_PER_CLASS * classes), n // 2)
 
 
 def _stratified(y: np.ndarray, val_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -102,19 +152,41 @@ def _stratified(y: np.ndarray, val_size: int, seed: int) -> tuple[np.ndarray, np
 # --- where the data comes from --------------------------------------------------------------
 
 
+def with_resize(data: str | Path | None, side: int | None) -> str | None:
+    """The source ``data`` with its images resized to ``side`` (``--resize``): the shorter side
+    to ``side``, then the centre square. A string, so that a run's config keeps it."""
+    if not side:
+        return None if data is None else str(data)
+    if not 0 < side <= 4096:
+        raise DataError(f"--resize {side}: give a side from 1 to 4096 pixels")
+    return f"{resolve_source(data)}?resize={side}"
+
+
+def _parts(data: str | Path) -> tuple[str, int | None]:
+    m = _RESIZE.fullmatch(str(data))
+    if m and not Path(data).exists():
+        return m.group(1), int(m.group(2))
+    return str(data), None
+
+
 def resolve_source(data: str | Path | None) -> Path:
     """The path to read: ``data``, ``$NAS_DATA``, the cached official archive, or a download."""
+    return _source(data)[0]
+
+
+def _source(data: str | Path | None) -> tuple[Path, int | None]:
     if data is None and os.environ.get("NAS_DATA"):
         data = os.environ["NAS_DATA"]
     if data is not None:
-        path = Path(data).expanduser()
+        text, resize = _parts(data)
+        path = Path(text).expanduser()
         if not path.exists():
-            raise DataError(f"{data}: no such file or folder")
-        return path
+            raise DataError(f"{text}: no such file or folder")
+        return path, resize
     official = cache_dir() / "cifar-10-python.tar.gz"
     if not official.is_file():
         _download(official)
-    return official
+    return official, None
 
 
 def _download(target: Path) -> None:
@@ -153,7 +225,8 @@ def _md5(path: Path) -> str:
 
 def fingerprint(data: str | Path | None) -> str:
     """A short checksum of the data source that ``data`` resolves to (for result caches)."""
-    return _fingerprint(resolve_source(data))
+    path, resize = _source(data)
+    return _fingerprint(path) + (f"-{resize}px" if resize else "")
 
 
 def _fingerprint(path: Path) -> str:
@@ -171,32 +244,42 @@ def _fingerprint(path: Path) -> str:
     return h.hexdigest()[:20]
 
 
-def _cached(source: Path) -> Path:
-    folder = cache_dir() / f"cifar10-{_fingerprint(source)}"
-    if (folder / "meta.json").is_file():
-        return folder
-    if _size(source) > _QUIET_BYTES:  # seconds of silence otherwise (10 for the JPEG archive)
+def _opened(data: str | Path | None) -> tuple[Path, DataInfo]:
+    """The cache folder of ``data`` (decoded now if it is new) and what it holds."""
+    source, resize = _source(data)
+    folder = cache_dir() / f"images-{_fingerprint(source)}" \
+        f"{f'-{resize}px' if resize else ''}"
+    if not (folder / "meta.json").is_file():
+        _decode(source, folder, resize)
+    meta = json.loads((folder / "meta.json").read_text())
+    shown = f"{source}?resize={resize}" if resize else str(source)
+    return folder, DataInfo(tuple(meta["classes"]), meta["side"], tuple(meta["mean"]),
+                            tuple(meta["std"]), meta["train"], meta["test"], shown)
+
+
+def _decode(source: Path, folder: Path, resize: int | None) -> None:
+    loud = _size(source) > _QUIET_BYTES  # seconds of silence otherwise
+    if loud:
         print(f"decoding {source} into uint8 arrays under {folder}, once: later runs read "
               "them", file=sys.stderr, flush=True)
-    arrays = _decode(source)
     tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
     try:
         tmp.mkdir(parents=True, exist_ok=True)
-        for name, array in arrays.items():
-            np.save(tmp / f"{name}.npy", array)
-        meta = {"source": str(source), "train": len(arrays["train_y"]),
-                "test": len(arrays["test_y"])}
+        meta = decode_into(source, tmp, resize, progress=loud)
+        mean, std = channel_stats(tmp / "train_x.npy")
+        meta = {"source": str(source), "resize": resize, **meta, "mean": mean, "std": std}
         (tmp / "meta.json").write_text(json.dumps(meta))
     except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise DataError(f"cannot write the data cache {tmp} ({exc.strerror or exc}); set "
                         "NAS_CACHE_DIR to a writable folder") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     try:
         tmp.rename(folder)
     except OSError:  # another process cached it first
-        for p in tmp.iterdir():
-            p.unlink()
-        tmp.rmdir()
-    return folder
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _size(path: Path) -> int:
@@ -206,130 +289,16 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def _load_arrays(folder: Path, part: str) -> tuple[np.ndarray, np.ndarray]:
-    return np.load(folder / f"{part}_x.npy"), np.load(folder / f"{part}_y.npy")
-
-
-# --- decoding -------------------------------------------------------------------------------
-
-
-def _decode(source: Path) -> dict[str, np.ndarray]:
-    try:
-        if source.is_dir():
-            return _decode_folder(source)
-        name = source.name.lower()
-        if name.endswith(".zip"):
-            with zipfile.ZipFile(source) as z:
-                return _decode_members(source, ((n, z.read(n)) for n in z.namelist()
-                                                if not n.endswith("/")))
-        if name.endswith((".tar", ".tar.gz", ".tgz")):
-            with tarfile.open(source) as t:
-                return _decode_members(source, _tar_members(t))
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError) as exc:
-        detail = " ".join(str(exc).split())[:160]
-        raise DataError(f"{source}: corrupt or truncated archive ({detail})") from None
-    raise DataError(f"{source}: not a CIFAR-10 source (expected a .tar.gz/.tar/.zip archive "
-                    "or a folder)")
-
-
-def _tar_members(t: tarfile.TarFile) -> Iterator[tuple[str, bytes]]:
-    for m in t:
-        if m.isfile():
-            f = t.extractfile(m)
-            if f is not None:
-                yield m.name, f.read()
-
-
-def _decode_folder(root: Path) -> dict[str, np.ndarray]:
-    def files() -> Iterator[tuple[str, bytes]]:
-        for p in sorted(root.rglob("*")):
-            if p.is_file() and (p.suffix.lower() in _IMAGE_SUFFIXES or _is_batch(p.name)):
-                yield str(p.relative_to(root)), p.read_bytes()
-    return _decode_members(root, files())
-
-
-def _is_batch(name: str) -> bool:
-    return name.startswith("data_batch_") or name == "test_batch"
-
-
-def _decode_members(source: Path, members: Iterator[tuple[str, bytes]]) -> dict[str, np.ndarray]:
-    """Official pickled batches, or images under .../train/<class>/ and .../test/<class>/."""
-    batches: dict[str, bytes] = {}
-    images: dict[str, list[tuple[str, str, bytes]]] = {"train": [], "test": []}
-    for name, blob in members:
-        parts = Path(name).parts
-        if _is_batch(parts[-1]):
-            batches[parts[-1]] = blob
-        elif len(parts) >= 3 and parts[-3] in images and name.lower().endswith(_IMAGE_SUFFIXES):
-            images[parts[-3]].append((parts[-2], name, blob))
-    if batches:
-        return _from_batches(source, batches)
-    if images["train"] and images["test"]:
-        return _from_images(source, images)
-    raise DataError(f"{source}: wrong layout: expected the official cifar-10-batches-py files "
-                    "or images under train/<class>/ and test/<class>/")
-
-
-def _from_batches(source: Path, batches: dict[str, bytes]) -> dict[str, np.ndarray]:
-    train = sorted(n for n in batches if n.startswith("data_batch_"))
-    if not train or "test_batch" not in batches:
-        raise DataError(f"{source}: incomplete official archive (needs data_batch_* and "
-                        "test_batch)")
-    out = {}
-    for part, names in (("train", train), ("test", ["test_batch"])):
-        xs, ys = [], []
-        for n in names:
-            try:
-                d = pickle.loads(batches[n], encoding="bytes")  # noqa: S301 - official format
-                xs.append(np.asarray(d[b"data"], np.uint8).reshape(-1, 3, 32, 32))
-                ys.append(np.asarray(d[b"labels"], np.int64))
-            except Exception as exc:  # any unpickling failure means a damaged batch
-                raise DataError(f"{source}: {n} is damaged ({exc.__class__.__name__})") from None
-        out[f"{part}_x"], out[f"{part}_y"] = np.concatenate(xs), np.concatenate(ys)
-    return out
-
-
-def _decode_image(where: str, blob: bytes, shape: tuple[int, ...] | None) -> np.ndarray:
-    """One image as an (H, W, 3) uint8 array; DataError naming it when it is damaged, a
-    decompression bomb (Pillow's pixel limit, its warning included), or not ``shape``
-    (checked from the header, before decoding)."""
-    from PIL import Image
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            img = Image.open(io.BytesIO(blob))
-            if shape is not None and img.size != (shape[1], shape[0]):
-                raise DataError(f"{where}: {img.size[0]}x{img.size[1]} pixels, but others are "
-                                f"{shape[1]}x{shape[0]}")
-            return np.asarray(img.convert("RGB"))
-        except DataError:
-            raise
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise DataError(f"{where}: refused as a possible decompression bomb "
-                            f"({_one_line(exc)})") from None
-        except Exception as exc:  # Pillow's decoders raise OSError, SyntaxError, ValueError...
-            raise DataError(f"{where}: not a readable image ({_one_line(exc)})") from None
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:200] or exc.__class__.__name__
-
-
-def _from_images(source: Path, images: dict[str, list[tuple[str, str, bytes]]]
-                 ) -> dict[str, np.ndarray]:
-    classes = sorted({c for c, _, _ in images["train"]})
-    index = {c: i for i, c in enumerate(classes)}
-    out = {}
-    for part, items in images.items():
-        xs, ys, shape = [], [], None
-        for cls, name, blob in sorted(items, key=lambda t: t[1]):
-            if cls not in index:
-                raise DataError(f"{source}: {name}: class {cls!r} has no training images")
-            img = _decode_image(f"{source}: {name}", blob, shape)
-            shape = img.shape
-            xs.append(img)
-            ys.append(index[cls])
-        out[f"{part}_x"] = np.ascontiguousarray(np.stack(xs).transpose(0, 3, 1, 2))
-        out[f"{part}_y"] = np.asarray(ys, np.int64)
+def _rows(path: Path, *picks: np.ndarray) -> list[np.ndarray]:
+    """The rows ``picks`` (sorted indices) of a cached image array, each set in one new array,
+    read a chunk at a time: a split costs its own images, never the file twice."""
+    out: list[np.ndarray] = []
+    filled = [0] * len(picks)
+    for start, rows in chunks(path):
+        if not out:
+            out = [np.empty((len(p), *rows.shape[1:]), np.uint8) for p in picks]
+        for i, p in enumerate(picks):
+            lo, hi = np.searchsorted(p, [start, start + len(rows)])
+            out[i][filled[i]:filled[i] + hi - lo] = rows[p[lo:hi] - start]
+            filled[i] += hi - lo
     return out

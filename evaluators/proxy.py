@@ -14,7 +14,7 @@ import torch
 
 import searchspace
 from evaluators.base import Evaluation, Evaluator, Status
-from evaluators.data import Split, load_final, load_search
+from evaluators.data import DataError, DataInfo, Split, load_final, load_search
 from evaluators.recipe import Recipe
 from evaluators.train import Diverged, EpochLog, TooSlow, TrainResult, pick_device, train
 
@@ -78,6 +78,10 @@ class ProxyEvaluator(Evaluator):
         """Load (or fetch) the data now, with a one-line DataError when it is missing."""
         self.split  # noqa: B018
 
+    def data_info(self) -> DataInfo | None:
+        """The images it trains on: what a search builds its networks for."""
+        return self.split.info
+
     def warnings(self, space: searchspace.SearchSpace) -> list[str]:
         """A recipe that trains every candidate at a reduced depth cannot rank a space's
         depths."""
@@ -124,6 +128,7 @@ class ProxyEvaluator(Evaluator):
         ``state``: a file that makes the training resumable (``evaluators.train.train``).
         """
         recipe = recipe or self.recipe
+        self._check_classes(g)
         if not guard:
             recipe = recipe.replace(time_limit=0.0)
         target = self.trained_genotype(g)
@@ -131,6 +136,16 @@ class ProxyEvaluator(Evaluator):
         model = searchspace.build(target)
         return train(model, self.split, recipe, target.resolution, self.device, seed,
                      self.progress, state=state)
+
+    def _check_classes(self, g: searchspace.Genotype) -> None:
+        """DataError when ``g``'s head is not as wide as the data has classes: a label past
+        the head fails deep inside the loss, a wider head trains silently wrong."""
+        n, info = self.split.num_classes, self.split.info
+        if g.num_classes != n:
+            raise DataError(f"{g.name or 'the network'} has {g.num_classes} outputs but "
+                            f"{info.source if info else 'the data'} has {n} classes: build it "
+                            f"for the data (genotype.replace(num_classes={n}); the nas "
+                            "commands do so with --data)")
 
     def _train(self, g: searchspace.Genotype, seed: int) -> tuple[TrainResult | None, str]:
         """(result, "") or (what was measured, why it failed). A Paused training (a signal)

@@ -47,11 +47,13 @@ class Recipe:
     flip: bool = True  # random horizontal flips
     train_subset: int = 0  # train on this many images of the training split; 0 = all
     eval_subset: int = 0  # score on this many of the eval images (smoke checks only); 0 = all
-    val_size: int = 5000  # validation images held out of the training images (search split)
+    # validation images held out of the training images (search split): a count, at most 10%
+    # of them (or 10 a class, when that is more), or a fraction (under 1)
+    val_size: float = 5000
     holdout: float = 0.4  # fraction of those kept from the search, for proxy-level reports
     width_mult: float = 1.0  # channels x this during the proxy (search profiles only)
     depth_mult: float = 1.0  # cells per stage x this during the proxy (rounded up, at least 1)
-    resolution: int = 0  # input side during the proxy; 0 = the genotype's own
+    resolution: int = 0  # input side during the proxy (64 for 128-px images); 0 = the network's
     eval_batch_size: int = 1000
     time_limit: float = 0.0  # a search fails a candidate that would train longer; 0 = none
     # how the loop runs, not what it computes (benchmarks/gpu_probe.py measures which is faster)
@@ -96,7 +98,7 @@ _RANGES: dict[str, tuple] = {
     "crop_pad": (0, 64, True, True),
     "train_subset": (0, 10**9, True, True),
     "eval_subset": (0, 10**9, True, True),
-    "val_size": (1, 10**9, True, True),
+    "val_size": (0, 10**9, False, True),
     "holdout": (0, 1, True, False),  # a fraction of the validation images
     "width_mult": (0, 64, False, True),
     "depth_mult": (0, 64, False, True),

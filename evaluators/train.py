@@ -25,7 +25,7 @@ from torch import nn
 
 from evaluators.augment import random_crop_flip, to_input
 from evaluators.checkpoint import Keeper, Paused, Position, deferred_signals, identity, load_state
-from evaluators.data import MEAN, STD, Split
+from evaluators.data import Split
 from evaluators.recipe import Recipe
 from evaluators.scoring import evaluate
 
@@ -257,19 +257,20 @@ def train(model: nn.Module, split: Split, recipe: Recipe, resolution: int, devic
     keeper = Keeper(state, ident, saved) if state is not None else None
     try:
         with deferred_signals() if keeper else contextlib.nullcontext([]) as pending:
-            return _train(model, x, y, ex, ey, recipe, resolution, device, seed, progress,
-                          graphs, keeper, pending)
+            return _train(model, (x, y, ex, ey), (split.mean, split.std), recipe, resolution,
+                          device, seed, progress, graphs, keeper, pending)
     finally:
         torch.backends.cudnn.benchmark = benchmark
 
 
-def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ex: torch.Tensor,
-           ey: torch.Tensor, recipe: Recipe, resolution: int, device: torch.device, seed: int,
+def _train(model: nn.Module, data: tuple[torch.Tensor, ...], norm: tuple[tuple, tuple],
+           recipe: Recipe, resolution: int, device: torch.device, seed: int,
            progress: Callable[[EpochLog], None] | None, graphs: bool | None,
            keeper: Keeper | None, pending: list[int]) -> TrainResult:
     cuda = device.type == "cuda"
-    mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
+    x, y, ex, ey = data
+    mean = torch.tensor(norm[0], device=device).view(1, 3, 1, 1)  # the images' own statistics
+    std = torch.tensor(norm[1], device=device).view(1, 3, 1, 1)
     bs = min(recipe.batch_size, len(y))
     steps_per_epoch = max(1, len(y) // bs)
     total = max(1, round(recipe.epochs * steps_per_epoch))

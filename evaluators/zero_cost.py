@@ -37,7 +37,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import searchspace
-from evaluators.data import MEAN, STD, load_search
+from evaluators.data import load_search
 
 __all__ = ["ZeroCost", "PROXIES", "TRIVIAL", "ranks", "vote", "kendall_tau", "spearman_rho"]
 
@@ -139,10 +139,11 @@ class ZeroCost:
         if self._batch is not None:
             return
         split = load_search(self.data, self.val_size)
-        n = max(2 * BATCH, NASWOT_BATCH)
+        n = min(max(2 * BATCH, NASWOT_BATCH), len(split.train_y))  # a small dataset: all
         pick = np.random.default_rng(self.seed).choice(len(split.train_y), n, replace=False)
         x = torch.from_numpy(split.train_x[pick]).float().div_(255)
-        mean, std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)
+        mean = torch.tensor(split.mean).view(1, 3, 1, 1)
+        std = torch.tensor(split.std).view(1, 3, 1, 1)
         self._batch = ((x - mean) / std, torch.from_numpy(split.train_y[pick]))
 
     def score(self, g: searchspace.Genotype, names: Sequence[str]) -> dict[str, float]:

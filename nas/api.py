@@ -226,6 +226,7 @@ def _in_storage(cfg: SearchConfig, ev: evaluators.Evaluator | None,
         raise UserError("workers > 1 share their study through a file: give out= (a run "
                         "folder) or storage= (a journal path or database URL)")
     found = check(cfg, ev, space)
+    cfg = replace(cfg, shape=found.shape or cfg.shape)
     storage = found.storage or (open_storage(cfg.storage, on_repair=log) if cfg.storage
                                 else optuna.storages.InMemoryStorage())
     study = create_study(storage, cfg.study, cfg.strategy)
@@ -281,10 +282,14 @@ def scale(genotype: searchspace.Genotype, budget: str, alpha: float | None = Non
 
 
 def export(genotype: searchspace.Genotype, path: str | Path, weights: str | Path | None = None,
-           format: str = "py") -> list[Path]:
+           format: str = "py", data: str | Path | None = None) -> list[Path]:
     """Write ``genotype`` as a standalone PyTorch file (``format="py"``), or as ``pt2`` or
     ``onnx``, with ``weights`` (a checkpoint of `nas train`) when given; returns the files
-    written."""
+    written. ``data``: the images it is for (the .py file names their classes and uses their
+    channel statistics)."""
+    from evaluators.data import data_info
     from nas.standalone import write_export
 
-    return write_export(genotype, path, format, weights)
+    with _guarded():
+        info = data_info(data) if data is not None else None
+    return write_export(genotype, path, format, weights, info=info)

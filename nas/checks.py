@@ -35,6 +35,7 @@ class Checked:
     evaluator: evaluators.Evaluator  # loaded: its data or table read
     screen: Screen | None
     storage: object | None = None  # a database storage, opened (a journal opens later)
+    shape: list[int] | None = None  # [classes, side] of the evaluator's images, if it has any
 
 
 def max_workers() -> int:
@@ -85,10 +86,30 @@ def check(cfg: SearchConfig, ev: evaluators.Evaluator | None = None,
         screen.pick.zc.load()  # its images, with a clear error if they are missing
     if cfg.storage:
         check_storage_url(cfg.storage)
-    _check_fit(cfg, space, ev)
+    _check_template(cfg, space, ev)
     ev.load()  # the data or table, here, with a clear error if it is missing
+    space, shape = _for_data(cfg, space, ev)
+    _check_fit(cfg, space)  # after the data: the images' size sets the networks' cost
     storage = _database(cfg)  # last: a refused start leaves no tables behind
-    return Checked(space, ev, screen, storage)
+    return Checked(space, ev, screen, storage, shape)
+
+
+def _for_data(cfg: SearchConfig, space: searchspace.SearchSpace, ev: evaluators.Evaluator
+              ) -> tuple[searchspace.SearchSpace, list[int] | None]:
+    """The space built for the evaluator's images (their classes and side), and that shape;
+    a run resumed (or joined) with images of another shape is refused."""
+    info = ev.data_info()
+    if info is None or ev.template is not None:
+        return space, None
+    shape = [info.num_classes, info.side]
+    if cfg.shape and list(cfg.shape) != shape:
+        raise UserError(f"this run searched {cfg.shape[0]}-class {cfg.shape[1]}x{cfg.shape[1]} "
+                        f"images, but {info.source} has {info.words()}: continue it with the "
+                        "images it searched")
+    try:
+        return space.for_data(*shape), shape
+    except searchspace.SpaceError as exc:
+        raise UserError(str(exc)) from None
 
 
 def _check_numbers(cfg: SearchConfig) -> None:
@@ -119,21 +140,25 @@ def _check_nni(cfg: SearchConfig) -> None:
     require_nni()  # not installed: one line that says how
 
 
-def _check_fit(cfg: SearchConfig, space: searchspace.SearchSpace,
-               ev: evaluators.Evaluator) -> None:
-    """The evaluator scores this space's networks, and the space's cheapest fits."""
+def _check_template(cfg: SearchConfig, space: searchspace.SearchSpace,
+                    ev: evaluators.Evaluator) -> None:
+    """The evaluator scores this space's networks; a latency budget's table opens."""
     if ev.template is not None and (space.template != ev.template or (
             space.resolution, space.num_classes) != (32, 10)):
         raise UserError(f"{ev.name} scores only the networks of its benchmark (32x32, 10 "
                         f"classes): use --space {ev.template}")
+    if cfg.base_limits.latency_ms is not None:
+        from nas.latency_cmd import prepare
+
+        prepare(cfg.base_limits.latency_on)  # this machine's table measured now, or refused
+
+
+def _check_fit(cfg: SearchConfig, space: searchspace.SearchSpace) -> None:
+    """The space's cheapest network fits the base budget."""
     limits = cfg.base_limits
     if not limits:
         return
     counted = dataclasses.replace(limits, latency_ms=None)  # latency: the smallest network's
-    if limits.latency_ms is not None:
-        from nas.latency_cmd import prepare
-
-        prepare(limits.latency_on)  # this machine's table measured now, or a bad one refused
     cheapest = limits.cost(space.cheapest(lambda g: counted.use(searchspace.cost(g)))
                            if counted else space.cheapest())
     over = [(k, getattr(cheapest, k), v) for k, v in limits.items() if getattr(cheapest, k) > v]

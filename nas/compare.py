@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 import searchspace
-from evaluators.data import fingerprint
+from evaluators.data import DataInfo, fingerprint
 from evaluators.proxy import ProxyEvaluator
 from evaluators.recipe import HOW_IT_RUNS, Recipe
 from nas.report_table import human, images, plain_log_axis
@@ -247,9 +247,11 @@ def _plot(rows: list[Row], x: str, path: Path, xlabel: str, ylabel: str, title: 
 
 def write_report(rows: list[Row], recipe: Recipe, data: str | None, seeds: int,
                  wall: float, folder: Path, environment: str, command: str,
-                 missing: list[str] | None = None) -> dict:
+                 missing: list[str] | None = None, info: DataInfo | None = None,
+                 notes: list[str] | None = None) -> dict:
     """report.md, pareto.png, params.png and results.json in ``folder``; ``missing`` names the
-    trainings not done yet (a report written from the cache)."""
+    trainings not done yet (a report written from the cache); ``info``: what the images are;
+    ``notes``: lines on networks made for another dataset (transferred)."""
     metric = ("test" if recipe.split == "final" else
               "held-out validation" if recipe.holdout else "validation")
     ylabel = f"{metric} accuracy (%)"
@@ -259,11 +261,14 @@ def write_report(rows: list[Row], recipe: Recipe, data: str | None, seeds: int,
     _plot(rows, "params", folder / "params.png", "parameters (millions, log scale)", ylabel,
           f"Accuracy against parameters ({recipe.name}, {kind} recipe)")
     results = {"recipe": asdict(recipe), "data": data, "seeds": seeds, "wall_s": round(wall, 1),
+               "images": asdict(info) if info else None, "transferred": notes or [],
                "train_s": round(_train_seconds(rows), 1), "environment": environment,
                "rows": [asdict(r) for r in rows], "missing": missing or []}
     (folder / "results.json").write_text(json.dumps(results, indent=2))
     lat = sorted({k for r in rows for k in r.latency_ms})
-    lines = [*_report_head(recipe, data, seeds, wall, rows, environment, command, metric, kind),
+    lines = [*_report_head(recipe, data, seeds, wall, rows, environment, command, metric, kind,
+                           info),
+             *([*(f"- transferred: {n}" for n in notes), ""] if notes else []),
              *([f"**Not trained yet** ({len(missing)}): {', '.join(missing)}.", ""]
                if missing else []),
              *_latency_caveat(lat),
@@ -275,7 +280,8 @@ def write_report(rows: list[Row], recipe: Recipe, data: str | None, seeds: int,
 
 
 def _report_head(recipe: Recipe, data: str | None, seeds: int, wall: float, rows: list[Row],
-                 environment: str, command: str, metric: str, kind: str) -> list[str]:
+                 environment: str, command: str, metric: str, kind: str,
+                 info: DataInfo | None) -> list[str]:
     """The report's title and its evidence: command, recipe, images, seeds, hardware, time."""
     return [
         f"# Discovered versus hand-designed ({recipe.name})",
@@ -291,7 +297,8 @@ def _report_head(recipe: Recipe, data: str | None, seeds: int, wall: float, rows
            f" (the {100 * recipe.holdout:.0f}% of the validation images no search chooses "
            "by) - a short proxy run, "
            "not a final accuracy: rankings, not absolute numbers"),
-        f"- data: {data or 'CIFAR-10 (default source)'}; seeds: {seeds} "
+        f"- data: {data or 'CIFAR-10 (default source)'}"
+        + (f" ({info.words()})" if info else "") + f"; seeds: {seeds} "
         + ("(mean +- standard deviation)" if seeds > 1 else "(one training each: no spread)"),
         f"- hardware and versions: {environment}",
         _time_line(rows, wall),
@@ -351,13 +358,16 @@ def _latency_caveat(lat: list[str]) -> list[str]:
 
 
 def entries_for(found: list[tuple[str, searchspace.Genotype]], baselines: list[str],
-                budget: searchspace.Limits | None, budget_text: str = "") -> list[Entry]:
-    """The found networks, the baselines, and (with a budget) the baselines scaled to it."""
+                budget: searchspace.Limits | None, budget_text: str = "",
+                info: DataInfo | None = None) -> list[Entry]:
+    """The found networks, the baselines (built for the images ``info`` describes), and (with
+    a budget) the baselines scaled to it."""
+    from nas.for_data import zoo_for
     from nas.scaling import scale_to_budget
 
     out = [Entry(name, g, True) for name, g in found]
     for name in baselines:
-        g = searchspace.zoo.get(name)
+        g = zoo_for(name, info)
         out.append(Entry(name, g, False))
         if budget:
             scaled = scale_to_budget(g, budget).genotype

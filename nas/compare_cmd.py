@@ -23,6 +23,7 @@ from nas.compare import (
     write_report,
 )
 from nas.errors import UserError
+from nas.for_data import add_data_flags, data_source, fitted
 from nas.genotypes import resolve_genotype
 from nas.latency_cmd import latency_figures, prepare
 from nas.paths import check_writable
@@ -44,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                    "GPU, else proxy-cpu)")
     s.add_argument("--seeds", type=int, default=1, help="trainings per network")
     s.add_argument("--budget", help="also compare every baseline compound-scaled to this")
-    s.add_argument("--data", help="CIFAR-10 source")
+    add_data_flags(s)
     s.add_argument("-o", "--output", default="compare", help="output folder (default: compare)")
     s.add_argument("--report-only", action="store_true",
                    help="train nothing: write the report from the trainings already done "
@@ -66,16 +67,13 @@ def _every(seconds: float):
     return show
 
 
-def _run(args: argparse.Namespace) -> None:
-    start = time.time()
-    check_writable(args.output, folder=True)
+def _named(args: argparse.Namespace) -> tuple[list[tuple], list[str]]:
+    """(name, genotype, argument) of each found network, and the baselines' names."""
     found = []
     for arg in args.genotypes:
         g = resolve_genotype(arg)
-        name = g.name or Path(arg).stem
-        if Path(arg).is_dir():
-            name = Path(arg).name
-        found.append((name, g))
+        name = Path(arg).name if Path(arg).is_dir() else g.name or Path(arg).stem
+        found.append((name, g, arg))
     baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
     unknown = [b for b in baselines if b not in searchspace.zoo.names()]
     if unknown:
@@ -83,15 +81,27 @@ def _run(args: argparse.Namespace) -> None:
                         f"(zoo: {', '.join(searchspace.zoo.names())})")
     if not found and not baselines:
         raise UserError("nothing to compare: name a genotype or some --baselines")
+    return found, baselines
+
+
+def _run(args: argparse.Namespace) -> None:
+    start = time.time()
+    check_writable(args.output, folder=True)
+    found, baselines = _named(args)
     if args.seeds < 1:
         raise UserError("--seeds must be at least 1")
     budget = _budget(args.budget)
     recipe = load_profile(args.profile or default_profile())
     check_device(recipe.device, recipe.name)
-    ev = reporting_evaluator(recipe, args.data)
-    entries = entries_for(found, baselines, budget.limits if budget else None,
-                          args.budget or "")
-    _ = ev.split  # a data error comes alone, before the progress lines
+    data = data_source(args)
+    ev = reporting_evaluator(recipe, data)
+    info = ev.data_info()  # the images, read now: a data error comes alone, before progress
+    built = [(name, *fitted(arg, g, info)) for name, g, arg in found]
+    notes = [note for _, _, note in built if note]
+    for note in notes:
+        log_stderr(note)
+    entries = entries_for([(name, g) for name, g, _ in built], baselines,
+                          budget.limits if budget else None, args.budget or "", info)
     log_stderr(f"comparing {len(entries)} networks x {args.seeds} seed(s) by {recipe.name} "
                f"on {ev.device}; results cached in {args.output}/cache"
                + ("; training nothing (--report-only)" if args.report_only else ""))
@@ -105,8 +115,8 @@ def _run(args: argparse.Namespace) -> None:
     if budget and budget.limits.latency_ms is not None:
         _budget_latency(rows, entries, budget.limits.latency_on)
     command = "nas compare " + " ".join(shlex.quote(a) for a in sys.argv[2:])
-    write_report(rows, recipe, args.data, args.seeds, time.time() - start, Path(args.output),
-                 environment(), command, missing)
+    write_report(rows, recipe, data, args.seeds, time.time() - start, Path(args.output),
+                 environment(), command, missing, info, notes)
     best = max(rows, key=lambda r: r.accuracy)
     log_stderr(f"wrote {args.output}/report.md, pareto.png, params.png, results.json; "
                f"most accurate: {best.name} ({100 * best.accuracy:.2f}%)"

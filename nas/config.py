@@ -54,7 +54,13 @@ class SearchConfig:
     screen_by: str = DEFAULT_BY  # that score: a proxy, or vote:A+B of several
     rescore: int = 0  # the final choice: this many best networks trained again (nas.rescore)
     rescore_seeds: int = 2  # more trainings of each, counted in --trials
+    shape: list[int] | None = None  # [classes, side] of the images searched (set at the start)
     started: float = field(default_factory=time.time)
+
+    def search_space(self) -> searchspace.SearchSpace:
+        """The space, its networks built for the images the run searches."""
+        space = searchspace.load_space(self.space)
+        return space.for_data(*self.shape) if self.shape else space
 
     def storage_url(self) -> str:
         return self.storage or str(Path(self.out) / JOURNAL)

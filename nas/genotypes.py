@@ -1,4 +1,5 @@
-"""Resolve what the user names as GENOTYPE: a zoo name, a YAML file, a run folder, or a
+"""Resolve what the user names as GENOTYPE: a zoo name, a YAML file, a run folder, a
+`nas train -o` checkpoint (.pt), or a
 NAS-Bench-201 cell string (``|nor_conv_3x3~0|+|...|``) or a NAS-Bench-Macro string
 (``22212220``)."""
 
@@ -20,6 +21,8 @@ def resolve_genotype(arg: str) -> searchspace.Genotype:
         if not best.is_file():
             raise UserError(f"{arg}: a folder, but not a run folder (no best.yaml)")
         path = best
+    if path.is_file() and path.suffix in (".pt", ".pth"):
+        return _checkpoint_genotype(path)
     if path.is_file():
         try:
             g = searchspace.Genotype.from_yaml(path)
@@ -46,3 +49,15 @@ def resolve_genotype(arg: str) -> searchspace.Genotype:
                     f"(zoo: {', '.join(searchspace.zoo.names())}), a NAS-Bench-201 cell "
                     "string (|op~0|+|op~0|op~1|+|op~0|op~1|op~2|) nor a NAS-Bench-Macro "
                     "string (8 digits of 0, 1, 2)")
+
+
+def _checkpoint_genotype(path: Path) -> searchspace.Genotype:
+    """The network a `nas train -o` checkpoint holds weights for."""
+    import torch
+
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        return searchspace.Genotype.from_yaml(data["genotype"])
+    except Exception as exc:  # not a checkpoint of ours: torch and YAML raise many types
+        raise UserError(f"{path}: not a `nas train -o` checkpoint ({exc.__class__.__name__})"
+                        ) from None

@@ -8,6 +8,7 @@ genotype), ``model.py`` (the standalone export), ``report.md`` with its plots, `
 from __future__ import annotations
 
 import signal
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
@@ -41,6 +42,7 @@ def run_search(cfg: SearchConfig, resume: bool = False, progress: bool = True,
         raise UserError(f"{cfg.strategy}: NNI's strategies keep their state in memory and "
                         "cannot continue a run; start a new one")
     found = check(cfg, evaluator, space)
+    cfg = replace(cfg, shape=found.shape or cfg.shape)  # saved: workers and resumes build alike
     study, storage = _start(cfg, found, resume)
     _announce(cfg, found.evaluator)
     stopped = _search(cfg, found, storage, study, progress, custom=evaluator is not None)

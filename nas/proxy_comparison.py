@@ -13,6 +13,7 @@ from pathlib import Path
 import searchspace
 from evaluators import ProxyEvaluator
 from nas.config import SearchConfig
+from nas.for_data import zoo_for
 
 __all__ = ["proxy_comparison"]
 
@@ -23,11 +24,11 @@ def proxy_comparison(cfg: SearchConfig, ev: ProxyEvaluator, summary: dict) -> No
     from nas.run_folder import command_line, environment
 
     base = searchspace.Genotype.from_yaml(Path(summary["best"]["base_genotype"]))
-    limits = cfg.base_limits
-    fits = [b for b in cfg.baselines if limits.fits(limits.cost(searchspace.zoo.get(b)))]
-    entries = entries_for([("searched base", base)], fits, None)
+    limits, info = cfg.base_limits, ev.data_info()
+    fits = [b for b in cfg.baselines if limits.fits(limits.cost(zoo_for(b, info)))]
+    entries = entries_for([("searched base", base)], fits, None, info=info)
     entries += [e for e in entries_for([], [b for b in cfg.baselines if b not in fits], limits,
-                                       "base budget") if e.name.endswith("@base budget")]
+                                       "base budget", info) if e.name.endswith("@base budget")]
     folder = Path(cfg.out) / "compare"
     log_stderr(f"comparing the winner with {len(entries) - 1} baseline(s) at the base budget "
                f"by {ev.recipe.name}")
@@ -35,7 +36,7 @@ def proxy_comparison(cfg: SearchConfig, ev: ProxyEvaluator, summary: dict) -> No
     start = time.perf_counter()
     rows = compare(entries, ev, 1, folder, log=log_stderr)
     write_report(rows, ev.recipe, cfg.data, 1, time.perf_counter() - start, folder,
-                 environment(), f"(part of {command_line(cfg)})")
+                 environment(), f"(part of {command_line(cfg)})", info=info)
     lines = ["## Against hand-designed networks at the same cost (proxy level)", "",
              f"Each baseline compound-scaled to the base budget (or as is, when it fits), "
              f"trained by `{ev.recipe.name}` like every trial, scored on the "

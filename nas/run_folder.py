@@ -190,6 +190,8 @@ def write_outputs(cfg, study: optuna.Study, best: Record | None,
     summary: dict[str, Any] = {"trials": {k: c[k] for k in ("complete", "rejected", "reused",
                                                              "failed", "retried", "rescored")},
                                "failures": failures(study), "out": str(out)}
+    info = ev.data_info() if ev is not None else None
+    summary.update(_images(cfg, info))
     if best is None:
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
@@ -209,7 +211,7 @@ def write_outputs(cfg, study: optuna.Study, best: Record | None,
         from nas.latency_cmd import latency_text
 
         found_by += f"; latency {latency_text(latency, cfg.limits.latency_ms)}"
-    write_export(final, out / "model.py", "py", None, found_by)
+    write_export(final, out / "model.py", "py", None, found_by, info)
     plots = _plots(trials, best, out, choice.mean, u)
     summary["best"] = {"genotype": str(out / "best.yaml"), "madds": fc.madds,
                        "params": fc.params, "val_accuracy": choice.mean,
@@ -228,6 +230,14 @@ def write_outputs(cfg, study: optuna.Study, best: Record | None,
     (out / "report.md").write_text(_report(cfg, choice, base, final, ratio, c, plots,
                                            summary, ev))
     return summary
+
+
+def _images(cfg, info) -> dict:
+    """summary.json's word on the images the run searched ({} when it trained on none)."""
+    if info is None:
+        return {}
+    return {"images": {"data": cfg.data, "classes": list(info.classes), "side": info.side,
+                       "train": info.train, "test": info.test}}
 
 
 def _latency(cfg, g: searchspace.Genotype) -> dict | None:
@@ -260,7 +270,7 @@ def _report(cfg, choice, base: searchspace.Genotype, final: searchspace.Genotype
     # a pipe inside a table cell must be escaped, even in code (NAS-Bench-201's strings)
     cell = f" `{base.name}`".replace("|", "\\|") if base.name != "searched-base" else ""
     final_score = ("not scored: the table knows only the benchmark's own networks; "
-                   if table else "not trained here; ") + _full_training(cfg)
+                   if table else "not trained here; ") + _full_training(cfg, summary)
     if not cfg.budget:
         final_score = "the searched base itself (no budget to scale it to)"
     found = [ev.found_text(summary["best"]["table"], cfg.budget), ""] if table else []
@@ -316,15 +326,21 @@ def _evidence(cfg, c: dict[str, int], summary: dict) -> list[str]:
         *([f"- screening: each trial trained the first of up to {cfg.screen} new proposals "
            f"ranked by the zero-cost `{cfg.screen_by}` (`--screen {cfg.screen}`)"]
           if cfg.screen > 1 else []),
+        *([f"- images: {summary['images']['data'] or 'CIFAR-10'} "
+           f"({len(summary['images']['classes'])} classes, {summary['images']['side']}x"
+           f"{summary['images']['side']} pixels, {summary['images']['train']:,} training "
+           f"images); every network built for them"] if "images" in summary else []),
         f"- search wall time: {summary['seconds'] / 60:.1f} min; {environment()}",
         f"- date: {time.strftime('%Y-%m-%d %H:%M', time.localtime(cfg.started))}",
     ]
 
 
-def _full_training(cfg) -> str:
+def _full_training(cfg, summary: dict) -> str:
     """The command that trains the final network, runnable from where the search was started
     (the run folder as typed), and what it costs: the user should not start it on a CPU."""
     epochs = load_profile("full").epochs
     path = shlex.quote(str(Path(cfg.out) / "best.yaml"))
-    return (f"`nas train {path} --profile full` trains it: a GPU job ({epochs:g} epochs over "
-            "all 50,000 training images; hours on a CPU)")
+    data = f" --data {shlex.quote(cfg.data)}" if cfg.data and "images" in summary else ""
+    count = summary["images"]["train"] if "images" in summary else 50_000
+    return (f"`nas train {path} --profile full{data}` trains it: a GPU job ({epochs:g} epochs "
+            f"over all {count:,} training images; hours on a CPU)")

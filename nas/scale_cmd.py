@@ -9,7 +9,9 @@ import sys
 import searchspace
 from nas import flags
 from nas.budget import parse_budget
+from evaluators.data import data_info
 from nas.errors import UserError
+from nas.for_data import add_data_flags, data_source, fitted
 from nas.genotypes import resolve_genotype
 from nas.latency_cmd import latency_figures, latency_text, prepare
 from nas.paths import check_writable
@@ -46,7 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--profile", default=None, help="proxy profile for --grid")
     s.add_argument("--seeds", type=int, default=2,
                    help="training seeds averaged per --grid point (default: 2)")
-    s.add_argument("--data", help="CIFAR-10 source for --grid")
+    add_data_flags(s, "; with it, the network is built for these images first (their "
+                      "classes and side) and --grid trains on them")
     s.add_argument("--json", action="store_true", help="print one JSON line")
     s.set_defaults(run=_scale)
 
@@ -56,6 +59,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--weights", help="a `nas train -o` checkpoint or a plain state_dict")
     e.add_argument("--format", choices=("py", "pt2", "onnx"), default=None,
                    help="default: from the output's suffix, else py")
+    e.add_argument("--data", help="the images it is for, to name its classes and use their "
+                                  "statistics (default: the run folder's, or the checkpoint's)")
+    e.add_argument("--resize", type=int, metavar="SIDE", help="as the --resize of its training")
     e.set_defaults(run=_export)
 
 
@@ -63,13 +69,18 @@ def _scale(args: argparse.Namespace) -> None:
     if args.output:
         check_writable(args.output)
     g = resolve_genotype(args.genotype)
+    recipe = _grid_recipe(args) if args.grid else None  # a wrong profile first: it reads nothing
+    if args.data or args.resize:
+        g, note = fitted(args.genotype, g, data_info(data_source(args)))
+        if note:
+            print(note, file=sys.stderr)
     budget = parse_budget(args.budget)
     latency = budget.limits.latency_ms is not None
     if latency:
         prepare(budget.limits.latency_on)  # a new table measured now, with progress
     coeffs = (args.alpha, args.beta, args.gamma)
     if args.grid:
-        coeffs = _grid(g, args)
+        coeffs = _grid(g, args, recipe)
     r = scale_to_budget(g, budget.limits, *coeffs)
     c0, c = searchspace.cost(g), searchspace.cost(r.genotype)
     if args.output:
@@ -91,9 +102,8 @@ def _scale(args: argparse.Namespace) -> None:
         print(r.genotype.to_yaml(), end="")
 
 
-def _grid(g: searchspace.Genotype, args: argparse.Namespace) -> tuple[float, float, float]:
-    from evaluators.base import Status
-    from evaluators.proxy import ProxyEvaluator
+def _grid_recipe(args: argparse.Namespace):
+    """The profile --grid trains by; one line when it cannot tell the grid's points apart."""
     from evaluators.recipe import check_device, load_profile
     from nas.train_cmd import default_profile
 
@@ -105,7 +115,15 @@ def _grid(g: searchspace.Genotype, args: argparse.Namespace) -> tuple[float, flo
         raise UserError(f"{recipe.name} trains every network at {recipe.reduction()}: the grid "
                         "could not tell depth or resolution apart; use a profile that trains "
                         "networks at their own depth and resolution (proxy-cpu, proxy-gpu)")
-    ev = ProxyEvaluator(recipe, data=args.data)
+    return recipe
+
+
+def _grid(g: searchspace.Genotype, args: argparse.Namespace, recipe
+          ) -> tuple[float, float, float]:
+    from evaluators.base import Status
+    from evaluators.proxy import ProxyEvaluator
+
+    ev = ProxyEvaluator(recipe, data=data_source(args))
     ev.load()
     points = grid_points(args.grid_step)
     print(f"grid: {len(points)} points of (alpha, beta, gamma), each scaled to 2x the "
@@ -136,10 +154,34 @@ def _export(args: argparse.Namespace) -> None:
     g = resolve_genotype(args.genotype)
     fmt = args.format or {".pt2": "pt2", ".onnx": "onnx"}.get(Path(args.output).suffix, "py")
     found_by = _found_by(args.genotype)
-    files = write_export(g, args.output, fmt, args.weights, found_by)
+    files = write_export(g, args.output, fmt, args.weights, found_by, _export_info(args, g))
     c = searchspace.cost(g)
     print(f"exported {g.name or 'genotype'} ({c.madds / 1e6:.1f}M multiply-adds, "
           f"{c.params:,} parameters) to {', '.join(map(str, files))}", file=sys.stderr)
+
+
+def _export_info(args: argparse.Namespace, g: searchspace.Genotype):
+    """The images an export is for: --data, a checkpoint's record of them, or the data of
+    the run folder it comes from; None when nothing names them."""
+    from pathlib import Path
+
+    from evaluators.data import DataInfo
+    from nas.standalone import checkpoint_info
+
+    if args.data or args.resize:
+        return data_info(data_source(args))
+    if args.weights:
+        kept = checkpoint_info(args.weights)
+        if kept.get("classes"):
+            return DataInfo(tuple(kept["classes"]), int(kept.get("side", g.resolution)),
+                            tuple(kept["mean"]), tuple(kept["std"]), 0, 0,
+                            str(kept.get("data") or "CIFAR-10"))
+    config = Path(args.genotype) / "config.json"
+    if config.is_file():
+        saved = json.loads(config.read_text())
+        if saved.get("shape"):
+            return data_info(saved.get("data"))
+    return None
 
 
 def _found_by(arg: str) -> str:

@@ -14,6 +14,7 @@ from evaluators.zero_cost import PROXIES, TRIVIAL
 from nas import flags
 from nas.config import SearchConfig, defaults, parse_duration
 from nas.errors import UserError
+from nas.for_data import add_data_flags, data_source
 from nas.latency_cmd import latency_text
 from nas.pipeline import run_search
 from nas.report_table import images
@@ -43,9 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                        "NAS-Bench-201's accuracies, with --space nb201, or "
                                        "nbmacro-table: one of NAS-Bench-Macro's three "
                                        "trainings by the seed, with --space nbmacro")
-    s.add_argument("--data", help="CIFAR-10 source (default: $NAS_DATA, the cache, a "
-                                  "download); for nb201-table its CSV or folder ($NAS_NB201), "
-                                  "for nbmacro-table its JSON or folder ($NAS_NBMACRO)")
+    add_data_flags(s, "; for nb201-table its CSV or folder ($NAS_NB201), for nbmacro-table "
+                      "its JSON or folder ($NAS_NBMACRO)")
     s.add_argument("--out", help="the run folder (default: runs/<date>-<strategy>)")
     s.add_argument("--storage", help="a database URL shared by workers on several machines, "
                                      "e.g. postgresql://user@host/db")
@@ -76,7 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 # flags a resumed run may change; the others define the run and come from its config.json
-RESUMABLE = ("--data", "--trials", "--time", "--workers")
+RESUMABLE = ("--data", "--resize", "--trials", "--time", "--workers")
 
 
 def _resumed(args: argparse.Namespace) -> SearchConfig:
@@ -96,7 +96,7 @@ def _resumed(args: argparse.Namespace) -> SearchConfig:
     return replace(cfg, out=args.resume, started=time.time(),
                    trials=args.trials or cfg.trials,
                    time_s=parse_duration(args.time) if args.time else cfg.time_s,
-                   data=args.data or cfg.data,
+                   data=data_source(args) if args.data else cfg.data,
                    workers=cfg.workers if args.workers is None else args.workers)
 
 
@@ -118,7 +118,7 @@ def _check_types(cfg: SearchConfig) -> None:
               "workers": int, "seed": int, "scale": bool, "base_fraction": (int, float),
               "reduced_cpu": bool, "baselines": (list, type(None)), "screen": int,
               "screen_by": str, "started": (int, float), "rescore": int,
-              "rescore_seeds": int}
+              "rescore_seeds": int, "shape": (list, type(None))}
     for name, kinds in expect.items():
         value = getattr(cfg, name)
         if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in
@@ -138,7 +138,7 @@ def _config(args: argparse.Namespace) -> tuple[SearchConfig, bool]:
     cfg = SearchConfig(budget=args.budget, strategy=args.strategy, trials=args.trials,
                        time_s=parse_duration(args.time) if args.time else None,
                        space=args.space, evaluator=args.evaluator or "proxy-cpu",
-                       data=args.data, out=out, storage=args.storage, study=args.study,
+                       data=data_source(args), out=out, storage=args.storage, study=args.study,
                        workers=1 if args.workers is None else args.workers, seed=args.seed,
                        scale=not args.no_scale,
                        baselines=_baselines(args.baselines),

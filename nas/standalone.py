@@ -16,12 +16,14 @@ from typing import Any
 import torch
 
 import searchspace
+from evaluators.data import MEAN, STD, DataInfo
 from nas.errors import UserError
 from searchspace import builder, ops
 from searchspace.genotype import Cell, Node
 from searchspace.layout import CellPlan, layout
 
-__all__ = ["export_source", "write_export", "load_weights", "build_with_weights"]
+__all__ = ["export_source", "write_export", "load_weights", "build_with_weights",
+           "checkpoint_info"]
 
 # Runtime pieces every export needs, copied verbatim (same code, same numbers); each op used
 # adds its own (the registry's ``runtime``).
@@ -100,8 +102,10 @@ def _describe(cell: Cell) -> str:
            f"residual {cell.residual}."
 
 
-def export_source(g: searchspace.Genotype, found_by: str = "", weights_file: str = "") -> str:
-    """The text of a standalone .py file for ``g``."""
+def export_source(g: searchspace.Genotype, found_by: str = "", weights_file: str = "",
+                  info: DataInfo | None = None) -> str:
+    """The text of a standalone .py file for ``g``; ``info``: the images it is for (their
+    class names and channel statistics; CIFAR-10's statistics without it)."""
     plan = layout(g)
     classes: dict[Cell, str] = {}
     for cp in plan.cells:
@@ -115,8 +119,7 @@ def export_source(g: searchspace.Genotype, found_by: str = "", weights_file: str
         "",
         f"RESOLUTION = {g.resolution}",
         f"NUM_CLASSES = {g.num_classes}",
-        "MEAN = (0.4914, 0.4822, 0.4465)  # CIFAR-10 per-channel mean and std of the inputs",
-        "STD = (0.2470, 0.2435, 0.2616)",
+        *_data_constants(g, info),
         "",
         "",
         _runtime_source(g),
@@ -133,10 +136,22 @@ def export_source(g: searchspace.Genotype, found_by: str = "", weights_file: str
         "",
         _BUILD_MODEL,
     ]
-    return "\n".join(_docstring(g, found_by, weights_file) + [""] + body)
+    return "\n".join(_docstring(g, found_by, weights_file, info) + [""] + body)
 
 
-def _docstring(g: searchspace.Genotype, found_by: str, weights_file: str) -> list[str]:
+def _data_constants(g: searchspace.Genotype, info: DataInfo | None) -> list[str]:
+    """CLASSES (output index -> name), MEAN and STD: the images' own, else CIFAR-10's."""
+    if info is None or info.num_classes != g.num_classes:
+        return ["CLASSES = None  # no data was named at export (nas export --data names them)",
+                f"MEAN = {MEAN}  # CIFAR-10 per-channel mean and std of the inputs",
+                f"STD = {STD}"]
+    return [f"CLASSES = {tuple(info.classes)!r}  # output index -> class (folder name)",
+            f"MEAN = {tuple(info.mean)}  # per-channel mean and std of the training images",
+            f"STD = {tuple(info.std)}"]
+
+
+def _docstring(g: searchspace.Genotype, found_by: str, weights_file: str,
+               info: DataInfo | None) -> list[str]:
     """The exported file's docstring: what the network is, its cost, how to call it."""
     c = searchspace.cost(g)
     return [
@@ -151,7 +166,8 @@ def _docstring(g: searchspace.Genotype, found_by: str, weights_file: str) -> lis
         f"    logits = model(images)  # images: (N, {g.in_channels}, {g.resolution}, "
         f"{g.resolution}), normalised per channel",
         "",
-        *_input_note(g.resolution),
+        *_input_note(g.resolution, info if info and info.num_classes == g.num_classes
+                     else None),
         '"""',
     ]
 
@@ -198,15 +214,22 @@ _BUILD_MODEL = '''def build_model(weights: str | None = None) -> Network:
 '''
 
 
-def _input_note(resolution: int) -> list[str]:
-    """The docstring's word on input size: CIFAR-10 is 32x32, a scaled network may not be."""
-    if resolution == 32:
-        return ["Input: 32x32 images, CIFAR-10's own size; any other size raises ValueError."]
-    return textwrap.wrap(
-        f"Input: {resolution}x{resolution} images, this network's resolution. CIFAR-10's "
-        f"32x32 images must be resized first, as nas's training does: F.interpolate(images, "
+def _input_note(resolution: int, info: DataInfo | None) -> list[str]:
+    """The docstring's word on classes and input size: the images' own size, or the one a
+    scaled network takes."""
+    side, images = (info.side, f"the {info.side}x{info.side} images it was trained on") \
+        if info else (32, "CIFAR-10's 32x32 images")
+    named = textwrap.wrap(f"Classes ({info.num_classes}, output index order): "
+                          f"{', '.join(info.classes)}. Data: {info.source}.", 95) if info else []
+    if resolution == side:
+        own = "the size of the images it was trained on" if info else "CIFAR-10's own size"
+        return [*named, *textwrap.wrap(f"Input: {resolution}x{resolution} images, {own}; any "
+                                       "other size raises ValueError.", 95)]
+    return [*named, *textwrap.wrap(
+        f"Input: {resolution}x{resolution} images, this network's resolution. {images[0].upper()}"
+        f"{images[1:]} must be resized first, as nas's training does: F.interpolate(images, "
         f"size=RESOLUTION, mode='bilinear', antialias=True) after normalising. Any other size "
-        "raises ValueError.", 95)
+        "raises ValueError.", 95)]
 
 
 # In the exported file: a wrong input size fails by name instead of as a shape mismatch deep
@@ -233,6 +256,17 @@ def _width(cp: CellPlan) -> int:
         if spec.node.width_of == "out":
             return spec.base
     return cp.c_out
+
+
+def checkpoint_info(path: str | Path) -> dict:
+    """What a `nas train -o` checkpoint records of its training (its images' classes and
+    statistics among it); {} for a plain state_dict or an unreadable file."""
+    try:
+        data: Any = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # load_weights says what is wrong with it
+        return {}
+    info = data.get("info") if isinstance(data, dict) else None
+    return info if isinstance(info, dict) else {}
 
 
 def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
@@ -268,15 +302,20 @@ def build_with_weights(g: searchspace.Genotype, weights: str | Path | None
 
 
 def write_export(g: searchspace.Genotype, out: str | Path, fmt: str = "py",
-                 weights: str | Path | None = None, found_by: str = "") -> list[Path]:
-    """Write ``g`` as ``fmt`` to ``out``; returns the files written."""
+                 weights: str | Path | None = None, found_by: str = "",
+                 info: DataInfo | None = None) -> list[Path]:
+    """Write ``g`` as ``fmt`` to ``out``; returns the files written. ``info``: the images it
+    is for (the .py file names their classes and uses their statistics)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         model = build_with_weights(g, weights)
     except RuntimeError as exc:  # shape mismatches from load_state_dict
         first = str(exc).strip().splitlines()[-1].strip()
-        raise UserError(f"{weights}: weights do not match the genotype ({first})") from None
+        own = " (they are a checkpoint's own network's: export that, `nas export "\
+            f"{weights} --weights {weights}`)" if checkpoint_info(weights) else ""
+        raise UserError(f"{weights}: weights do not match the genotype ({first}){own}") \
+            from None
     if fmt == "py":
         written = []
         weights_file = ""
@@ -284,7 +323,7 @@ def write_export(g: searchspace.Genotype, out: str | Path, fmt: str = "py",
             wpath = out.with_suffix(".pt")
             torch.save(model.state_dict(), wpath)
             weights_file, written = wpath.name, [wpath]
-        out.write_text(export_source(g, found_by, weights_file))
+        out.write_text(export_source(g, found_by, weights_file, info))
         return [out, *written]
     example = torch.randn(1, g.in_channels, g.resolution, g.resolution)
     if fmt == "pt2":

@@ -22,7 +22,6 @@ from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
 import evaluators
-import searchspace
 from nas.checks import Checked, make_evaluator, make_screen
 from nas.config import SearchConfig
 from nas.errors import UserError
@@ -93,7 +92,7 @@ def _work(cfg: SearchConfig, index: int, worker: str, ev: evaluators.Evaluator |
     if ev.device.type == "cpu":
         # each worker its share of the cores: N workers of all cores each thrash (10x slower)
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.workers))
-    space = searchspace.load_space(cfg.space)
+    space = cfg.search_space()
     run_worker(open_storage(cfg.storage_url()), cfg.study, space, cfg.strategy,
                cfg.seed * 1000 + index, ev.evaluate, cfg.base_limits, cfg.stop,
                screen=make_screen(cfg, space, ev), worker=worker)

@@ -16,6 +16,7 @@ from evaluators.recipe import Recipe, check_device, load_profile, profile_names
 from evaluators.train import EpochLog
 from nas import flags
 from nas.errors import UserError
+from nas.for_data import add_data_flags, data_source, fitted
 from nas.genotypes import resolve_genotype
 from nas.paths import check_writable
 
@@ -34,8 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--profile", default=None,
                    help=f"{', '.join(profile_names())} or a YAML path "
                         "(default: proxy-gpu on a GPU, else proxy-cpu)")
-    s.add_argument("--data", help="CIFAR-10: official archive or folder, or an image-folder "
-                                  "tree or archive (default: $NAS_DATA, the cache, a download)")
+    add_data_flags(s)
     s.add_argument("--epochs", type=flags.finite, help="override the profile's epochs")
     s.add_argument("--seed", type=flags.seed, default=0,
                    help=f"training seed, 0 to {flags.MAX_SEED:,} (default: 0)")
@@ -73,7 +73,7 @@ def _state_path(args: argparse.Namespace, g: searchspace.Genotype, recipe: Recip
     if args.output:
         return Path(f"{args.output}.state")
     name = f"{g.key()}-{recipe.name}-{recipe_key(recipe)}-{ev.split.eval_name}-s{args.seed}-"
-    return cache_dir() / "train" / f"{name}{fingerprint(args.data)}.state"
+    return cache_dir() / "train" / f"{name}{fingerprint(data_source(args))}.state"
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -89,9 +89,13 @@ def _run(args: argparse.Namespace) -> None:
         recipe = recipe.replace(epochs=args.epochs)
     if args.device is None:
         check_device(recipe.device, recipe.name)
-    ev = ProxyEvaluator(recipe, data=args.data, device=args.device, progress=_progress)
+    data = data_source(args)
+    ev = ProxyEvaluator(recipe, data=data, device=args.device, progress=_progress)
+    images = ev.data_info()  # load (and cache) the data before timing, and fail before training
+    g, note = fitted(args.genotype, g, images)
+    if note:
+        print(note, file=sys.stderr)
     c = searchspace.cost(g)
-    _ = ev.split  # load (and cache) the data before timing, and fail before saying "training"
     print(f"training {g.name or 'genotype'} ({c.madds / 1e6:.1f}M multiply-adds, "
           f"{c.params:,} parameters) by {recipe.name} on {ev.device}"
           + (f", as a reduced copy: {recipe.reduction()}" if recipe.reduction() else ""),
@@ -104,7 +108,9 @@ def _run(args: argparse.Namespace) -> None:
     info = {key: result.accuracy, "madds": c.madds, "params": c.params,
             "seconds": round(result.seconds, 2), "epochs": round(result.epochs, 3),
             "device": result.device, "images_per_s": round(result.images_per_s, 1),
-            "profile": recipe.name, "seed": args.seed, "name": g.name}
+            "profile": recipe.name, "seed": args.seed, "name": g.name,
+            "data": data, "classes": list(images.classes), "side": images.side,
+            "mean": list(images.mean), "std": list(images.std), "transferred": note}
     if args.output:
         save_checkpoint(args.output, result.model, ev.trained_genotype(g), info)
     state.unlink(missing_ok=True)  # the result is kept: a rerun trains again

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections.abc import Callable, Mapping
@@ -94,6 +95,15 @@ class SearchSpace:
             if value < best_value:
                 best_value, best = value, a
         return self.genotype(best)
+
+    def for_data(self, num_classes: int, resolution: int) -> SearchSpace:
+        """This space's networks built for other images: ``num_classes`` outputs, input
+        ``resolution`` pixels a side (a dataset's own)."""
+        if (num_classes, resolution) == (self.num_classes, self.resolution):
+            return self
+        _count(num_classes, f"{self.name}: num_classes", MAX_CLASSES)
+        _count(resolution, f"{self.name}: resolution", MAX_RESOLUTION)
+        return dataclasses.replace(self, num_classes=num_classes, resolution=resolution)
 
     @property
     def size(self) -> int:

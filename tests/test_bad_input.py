@@ -439,7 +439,8 @@ IMAGES = [
      "not a readable image"),
     ("truncated-jpeg", lambda: _jpeg()[:200], "bad.jpg", "not a readable image"),
     ("not-an-image", lambda: b"hello", "bad.png", "not a readable image"),
-    ("other-size", lambda: _png_header(9, 9), "bad.png", "9x9 pixels, but others are 8x8"),
+    ("other-size", lambda: _png_header(9, 9), "bad.png",
+     "9x9 pixels, but train/a/0.png is 8x8; pass --resize SIDE"),
 ]
 
 

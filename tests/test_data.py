@@ -120,13 +120,13 @@ def test_cache_is_reused_and_keyed_by_content(tmp_path) -> None:
     official_archive(archive)
     load_final(archive)
     cache = tmp_path / "cache"
-    folders = list(cache.glob("cifar10-*"))
+    folders = list(cache.glob("images-*"))
     assert len(folders) == 1 and (folders[0] / "train_x.npy").is_file()
     load_final(archive)
-    assert len(list(cache.glob("cifar10-*"))) == 1
+    assert len(list(cache.glob("images-*"))) == 1
     official_archive(archive, per_batch=30)  # new content, new key
     assert len(load_final(archive).train_y) == 150
-    assert len(list(cache.glob("cifar10-*"))) == 2
+    assert len(list(cache.glob("images-*"))) == 2
 
 
 def test_first_decode_says_so_once(tmp_path, capsys) -> None:
@@ -138,7 +138,7 @@ def test_first_decode_says_so_once(tmp_path, capsys) -> None:
     assert large.stat().st_size > 1 << 20
     load_search(large, val_size=10)
     err = capsys.readouterr().err.strip().splitlines()
-    cache = next((tmp_path / "cache").glob("cifar10-*"))
+    cache = next((tmp_path / "cache").glob("images-*"))
     assert len(err) == 1 and f"decoding {large}" in err[0]
     assert str(cache) in err[0] and "once" in err[0]
     load_final(large)

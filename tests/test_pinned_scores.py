@@ -19,8 +19,11 @@ from pathlib import Path
 import pytest
 import torch
 
-PINNED = {"accuracy": 0.15833333333333333, "loss": 2.8482272624969482,
-          "weights": 14938.507233266768}  # resnet20, 512 images once, seed 3 (2026-12-05)
+# resnet20, 512 images once, seed 3; moved on 2026-12-06 when the inputs were first normalised
+# by the statistics of the data's own training images (std 0.2452, 0.2428, 0.2606 for the
+# JPEG copy) instead of official CIFAR-10's constants (0.2470, 0.2435, 0.2616)
+PINNED = {"accuracy": 0.14666666666666667, "loss": 2.845242977142334,
+          "weights": 14938.489597867456}
 PIN_ENV = {"OMP_NUM_THREADS": "1", "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 
 

@@ -191,7 +191,7 @@ def test_search_cli_end_to_end(cifar_jpeg, tiny_profile, tmp_path) -> None:
     assert "resnet20@base budget" in report and "mobilenetv2@base budget" in report
     assert (out / "compare" / "pareto.png").is_file()
     # the next step runs from where the search was started, and says it needs a GPU
-    assert f"`nas train {out / 'best.yaml'} --profile full`" in report
+    assert f"`nas train {out / 'best.yaml'} --profile full --data {cifar_jpeg}`" in report
     assert "a GPU job (60 epochs" in report
     compared = (out / "compare" / "report.md").read_text()
     assert "+-" not in compared and "the trainings took" in compared  # one seed: no spread
@@ -221,8 +221,6 @@ def test_the_same_search_twice_gives_the_same_trials(cifar_jpeg, tiny_profile, t
     (["--budget", "600M", "--strategy", "genetic"], "unknown strategy 'genetic'"),
     (["--budget", "600M", "--space", "nope"], "unknown space 'nope'"),
     (["--budget", "600M", "--evaluator", "nope"], "unknown evaluator 'nope'"),
-    (["--budget", "2M-madds"], "cheapest has 0.69M madds, over the budget of"),
-    (["--budget", "0.5M-madds", "--no-scale"], "no network of the cells space fits"),
     (["--budget", "600M", "--storage", "redis://localhost"], "unsupported storage"),
     (["--budget", "600M", "--time", "soon"], "cannot read duration"),
     (["--budget", "600M", "--trials", "0"], "--trials must be at least 1"),
@@ -232,6 +230,16 @@ def test_the_same_search_twice_gives_the_same_trials(cifar_jpeg, tiny_profile, t
 def test_search_bad_flags(args, needle, tmp_path, refused) -> None:
     assert needle in refused("search", *args, "--out", tmp_path / "run")
     assert not (tmp_path / "run").exists()  # a start that failed its checks leaves no folder
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--budget", "2M-madds"], "cheapest has 0.69M madds, over the budget of"),
+    (["--budget", "0.5M-madds", "--no-scale"], "no network of the cells space fits"),
+])
+def test_a_budget_nothing_fits_is_one_line(args, needle, cifar_jpeg, tmp_path, refused) -> None:
+    """Checked once the images are read: their size sets every network's cost."""
+    assert needle in refused("search", *args, "--data", cifar_jpeg, "--out", tmp_path / "run")
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("space,warned", [("cells", True), ("nb201", False)])
