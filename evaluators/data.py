@@ -38,7 +38,8 @@ STD = (0.2470, 0.2435, 0.2616)
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 OFFICIAL_MD5 = "c58f30108f718f92721af3b95e74349a"
 _QUIET_BYTES = 1 << 20  # a source this small decodes in under a second: no decoding line
-_RESIZE = re.compile(r"(.*)\?resize=(\d+)")
+_RESIZE = re.compile(r"(.*)\?resize=(\d{1,9})")
+MAX_SIDE = 4096  # pixels a side: far past any image a CNN here takes
 VAL_SHARE = 0.1  # a count of validation images is capped at this share of the training images
 VAL_PER_CLASS = 10  # ...or at this many a class, when that is more (at most half of them)
 
@@ -130,7 +131,10 @@ def validation_size(asked: float, n: int, classes: int) -> int:
     """Validation images out of ``n`` training images: a fraction (``asked`` < 1), or a count
     capped at 10% of them (but not below 10 a class); never more than half."""
     if asked < 1:
-        return min(round(asked * n), n // 2)
+        return min(max(round(asked * n), classes), n // 2)
+    if asked != int(asked):
+        raise DataError(f"val_size {asked}: a count of images is a whole number (a fraction "
+                        "is under 1)")
     return min(int(asked), max(round(VAL_SHARE * n), VAL_PER_CLASS * classes), n // 2)
 
 
@@ -155,17 +159,22 @@ def _stratified(y: np.ndarray, val_size: int, seed: int) -> tuple[np.ndarray, np
 def with_resize(data: str | Path | None, side: int | None) -> str | None:
     """The source ``data`` with its images resized to ``side`` (``--resize``): the shorter side
     to ``side``, then the centre square. A string, so that a run's config keeps it."""
-    if not side:
+    if side is None:
         return None if data is None else str(data)
-    if not 0 < side <= 4096:
-        raise DataError(f"--resize {side}: give a side from 1 to 4096 pixels")
+    _check_side(side)
     return f"{resolve_source(data)}?resize={side}"
+
+
+def _check_side(side: int) -> int:
+    if not 0 < side <= MAX_SIDE:
+        raise DataError(f"--resize {side}: give a side from 1 to {MAX_SIDE} pixels")
+    return side
 
 
 def _parts(data: str | Path) -> tuple[str, int | None]:
     m = _RESIZE.fullmatch(str(data))
     if m and not Path(data).exists():
-        return m.group(1), int(m.group(2))
+        return m.group(1), _check_side(int(m.group(2)))
     return str(data), None
 
 
@@ -224,13 +233,21 @@ def _md5(path: Path) -> str:
 
 
 def fingerprint(data: str | Path | None) -> str:
-    """A short checksum of the data source that ``data`` resolves to (for result caches)."""
+    """A short checksum of the data source that ``data`` resolves to, and of how it is read
+    (for result caches: ``-own`` since images are normalised by their own statistics)."""
     path, resize = _source(data)
-    return _fingerprint(path) + (f"-{resize}px" if resize else "")
+    return _fingerprint(path) + (f"-{resize}px" if resize else "") + "-own"
 
 
 def _fingerprint(path: Path) -> str:
     """sha256 of an archive's bytes, or of a folder's listing (paths, sizes, times)."""
+    try:
+        return _checksum(path)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+
+
+def _checksum(path: Path) -> str:
     h = hashlib.sha256()
     if path.is_file():
         with open(path, "rb") as f:

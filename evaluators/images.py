@@ -8,6 +8,7 @@ of them twice. Every image of a dataset has one size (or ``resize`` makes it so)
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import pickle
@@ -26,7 +27,7 @@ __all__ = ["decode_into", "channel_stats", "chunks", "CIFAR10_CLASSES", "DataErr
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                    "ship", "truck")
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".gif", ".webp", ".tif", ".tiff")
-_WRITING = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES)  # errors of the cache
+_WRITING = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # errors of the cache's disk
 _CHUNK_BYTES = 16 << 20  # read a cached array this much at a time
 
 
@@ -49,7 +50,9 @@ def decode_into(source: Path, folder: Path, resize: int | None, progress: bool) 
     except OSError as exc:
         if getattr(exc, "errno", None) in _WRITING:
             raise  # the cache's disk, not the source: the caller says so
-        raise DataError(f"{source}: corrupt or truncated archive ({_one_line(exc)})") from None
+        what = "cannot be read" if isinstance(exc, PermissionError) else \
+            "corrupt or truncated archive"
+        raise DataError(f"{source}: {what} ({_one_line(exc)})") from None
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
         raise DataError(f"{source}: corrupt or truncated archive ({_one_line(exc)})") from None
 
@@ -120,6 +123,8 @@ def _image_parts(source: Path, members: list[Member]) -> dict[str, list[tuple[st
     parts: dict[str, list[tuple[str, Member]]] = {"train": [], "test": []}
     for name, read in members:
         p = Path(name).parts
+        if any(q.startswith(".") or q == "__MACOSX" for q in p):  # ._x.jpg, .ipynb_checkpoints
+            continue
         if len(p) >= 3 and p[-3] in parts and name.lower().endswith(_IMAGE_SUFFIXES):
             parts[p[-3]].append((p[-2], (name, read)))
     if not parts["train"] or not parts["test"]:
@@ -137,17 +142,27 @@ def _from_batches(source: Path, folder: Path, batches: dict[str, Callable[[], by
     if not train or "test_batch" not in batches:
         raise DataError(f"{source}: incomplete official archive (needs data_batch_* and "
                          "test_batch)")
-    counts = {}
+    counts, side = {}, resize or 32
     for part, names in (("train", train), ("test", ["test_batch"])):
         xs, ys = zip(*(_batch(source, n, batches[n]()) for n in names))
-        x = np.concatenate(xs)
-        if resize and resize != 32:
-            x = np.stack([_resized(img.transpose(1, 2, 0), resize).transpose(2, 0, 1)
-                          for img in x])
-        np.save(folder / f"{part}_x.npy", x)
+        with _appended(folder / f"{part}_x.npy", sum(map(len, xs)), side) as write:
+            for x in xs:
+                for img in x:
+                    write(_resized(img.transpose(1, 2, 0), side) if side != 32
+                          else img.transpose(1, 2, 0))
         np.save(folder / f"{part}_y.npy", np.concatenate(ys))
-        counts[part] = len(x)
-    return {"classes": list(CIFAR10_CLASSES), "side": resize or 32, **counts}
+        counts[part] = sum(map(len, xs))
+    return {"classes": list(CIFAR10_CLASSES), "side": side, **counts}
+
+
+@contextlib.contextmanager
+def _appended(path: Path, n: int, side: int):
+    """``write(image)``: (side, side, 3) uint8 images appended to a new (n, 3, side, side)
+    .npy file, in order."""
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False,
+                                                 "shape": (n, 3, side, side)})
+        yield lambda img: f.write(np.ascontiguousarray(img.transpose(2, 0, 1)).tobytes())
 
 
 def _batch(source: Path, name: str, blob: bytes) -> tuple[np.ndarray, np.ndarray]:
@@ -171,14 +186,11 @@ def _from_images(source: Path, folder: Path, parts: dict[str, list[tuple[str, Me
     counts = {}
     for part, items in parts.items():
         y = np.empty(len(items), np.int64)
-        with open(folder / f"{part}_x.npy", "wb") as f:  # appended image by image
-            np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False,
-                                                     "shape": (len(items), 3, side, side)})
+        with _appended(folder / f"{part}_x.npy", len(items), side) as write:
             for i, (cls, (name, read)) in enumerate(_shown(items, part, progress)):
                 if cls not in index:
                     raise DataError(f"{source}: {name}: class {cls!r} has no training images")
-                img = _image(f"{source}: {name}", read(), side, resize, first[0])
-                f.write(np.ascontiguousarray(img.transpose(2, 0, 1)).tobytes())
+                write(_image(f"{source}: {name}", read(), side, resize, first[0]))
                 y[i] = index[cls]
         np.save(folder / f"{part}_y.npy", y)
         counts[part] = len(items)

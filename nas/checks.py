@@ -89,6 +89,8 @@ def check(cfg: SearchConfig, ev: evaluators.Evaluator | None = None,
     _check_template(cfg, space, ev)
     ev.load()  # the data or table, here, with a clear error if it is missing
     space, shape = _for_data(cfg, space, ev)
+    if screen is not None:  # checked above; built again for the networks of these images
+        screen = make_screen(cfg, space, ev)
     _check_fit(cfg, space)  # after the data: the images' size sets the networks' cost
     storage = _database(cfg)  # last: a refused start leaves no tables behind
     return Checked(space, ev, screen, storage, shape)

@@ -297,7 +297,7 @@ def _report_head(recipe: Recipe, data: str | None, seeds: int, wall: float, rows
            f" (the {100 * recipe.holdout:.0f}% of the validation images no search chooses "
            "by) - a short proxy run, "
            "not a final accuracy: rankings, not absolute numbers"),
-        f"- data: {data or 'CIFAR-10 (default source)'}"
+        f"- data: {info.source if info else data or 'CIFAR-10 (default source)'}"
         + (f" ({info.words()})" if info else "") + f"; seeds: {seeds} "
         + ("(mean +- standard deviation)" if seeds > 1 else "(one training each: no spread)"),
         f"- hardware and versions: {environment}",

@@ -33,7 +33,9 @@ def add_data_flags(parser, more: str = "") -> None:
 
 def data_source(args) -> str | None:
     """The data a command's ``--data`` and ``--resize`` name, as one string."""
-    return evaluators.data.with_resize(args.data, args.resize) if args.resize else args.data
+    if args.resize is None:
+        return args.data
+    return evaluators.data.with_resize(args.data, args.resize)
 
 
 def zoo_for(name: str, info: DataInfo | None) -> searchspace.Genotype:
@@ -43,8 +45,13 @@ def zoo_for(name: str, info: DataInfo | None) -> searchspace.Genotype:
 
 
 def searched_shape(arg: str) -> tuple[int, int] | None:
-    """(classes, side) of the images a run folder searched, for the folder or a genotype
-    file in it (``RUN/best.yaml``); None for anything else."""
+    """(classes, side) of the images a `nas train -o` checkpoint was trained on, or a run
+    folder searched (for the folder or a genotype file in it); None for anything else."""
+    if Path(arg).suffix in (".pt", ".pth") and Path(arg).is_file():
+        from nas.standalone import checkpoint_info
+
+        kept = checkpoint_info(arg)
+        return (len(kept["classes"]), int(kept["side"])) if kept.get("side") else None
     folder = Path(arg) if Path(arg).is_dir() else Path(arg).parent
     path = folder / "config.json"
     if not Path(arg).exists() or not path.is_file():
@@ -67,12 +74,12 @@ def for_data(g: searchspace.Genotype, info: DataInfo, searched: tuple[int, int] 
     same_head = g.num_classes == info.num_classes
     if same_head and (searched is None or tuple(searched) == (info.num_classes, info.side)):
         return g, ""
-    from_side = searched[1] if searched else None
-    side = round(g.resolution * info.side / from_side) if from_side else info.side
-    moved = g.replace(num_classes=info.num_classes, resolution=max(1, side))
+    from_side = searched[1] if searched else 32  # nothing says: CIFAR-10's, the default
+    moved = g.replace(num_classes=info.num_classes,
+                      resolution=max(1, round(g.resolution * info.side / from_side)))
     before, after = searchspace.cost(g).madds, searchspace.cost(moved).madds
-    origin = f"searched on {searched[0]}-class {searched[1]}x{searched[1]} images" \
-        if searched else f"built for {g.num_classes} classes"
+    origin = f"made for {searched[0]}-class {searched[1]}x{searched[1]} images" \
+        if searched else f"built for {g.num_classes} classes (32x32 images assumed)"
     return moved, (f"{g.name or 'the network'}: {origin}; transferred to the "
                    f"{info.num_classes} classes of {info.source} at "
                    f"{moved.resolution}x{moved.resolution} (the same cells, a new head): "
@@ -82,7 +89,11 @@ def for_data(g: searchspace.Genotype, info: DataInfo, searched: tuple[int, int] 
 def fitted(arg: str, g: searchspace.Genotype, info: DataInfo
            ) -> tuple[searchspace.Genotype, str]:
     """The network a command names as ``arg`` (resolved to ``g``) for the data: a zoo name
-    built for it, anything else by ``for_data``."""
+    built for it, anything else by ``for_data`` (made for the images a checkpoint or a run
+    folder records, when its head is theirs; else for CIFAR-10's 32x32)."""
     if not Path(arg).exists() and arg in searchspace.zoo.names():
         return zoo_for(arg, info), ""
-    return for_data(g, info, searched_shape(arg))
+    made_for = searched_shape(arg)
+    if made_for is not None and made_for[0] != g.num_classes:  # not the run's own network
+        made_for = None
+    return for_data(g, info, made_for)

@@ -45,7 +45,7 @@ def environment() -> str:
 
 
 def command_line(cfg) -> str:
-    """The `nas search` that makes this run again (defaults resolved; --data aside)."""
+    """The `nas search` that makes this run again (defaults resolved)."""
     from evaluators import known
 
     if not known(cfg.evaluator):
@@ -62,6 +62,9 @@ def command_line(cfg) -> str:
     parts += [f"--rescore {cfg.rescore}"] if cfg.rescore else []
     parts += [f"--baselines {','.join(cfg.baselines) or repr('')}"] if cfg.baselines is not None \
         else []
+    if cfg.data:  # the images decide every network's head and input side
+        path, _, side = cfg.data.partition("?resize=")
+        parts += [f"--data {shlex.quote(path)}"] + ([f"--resize {side}"] if side else [])
     return " ".join(parts)
 
 
@@ -236,8 +239,9 @@ def _images(cfg, info) -> dict:
     """summary.json's word on the images the run searched ({} when it trained on none)."""
     if info is None:
         return {}
-    return {"images": {"data": cfg.data, "classes": list(info.classes), "side": info.side,
-                       "train": info.train, "test": info.test}}
+    return {"images": {"data": info.source, "classes": list(info.classes), "side": info.side,
+                       "train": info.train, "test": info.test, "mean": list(info.mean),
+                       "std": list(info.std)}}
 
 
 def _latency(cfg, g: searchspace.Genotype) -> dict | None:
@@ -326,7 +330,7 @@ def _evidence(cfg, c: dict[str, int], summary: dict) -> list[str]:
         *([f"- screening: each trial trained the first of up to {cfg.screen} new proposals "
            f"ranked by the zero-cost `{cfg.screen_by}` (`--screen {cfg.screen}`)"]
           if cfg.screen > 1 else []),
-        *([f"- images: {summary['images']['data'] or 'CIFAR-10'} "
+        *([f"- images: {summary['images']['data']} "
            f"({len(summary['images']['classes'])} classes, {summary['images']['side']}x"
            f"{summary['images']['side']} pixels, {summary['images']['train']:,} training "
            f"images); every network built for them"] if "images" in summary else []),
@@ -340,7 +344,7 @@ def _full_training(cfg, summary: dict) -> str:
     (the run folder as typed), and what it costs: the user should not start it on a CPU."""
     epochs = load_profile("full").epochs
     path = shlex.quote(str(Path(cfg.out) / "best.yaml"))
-    data = f" --data {shlex.quote(cfg.data)}" if cfg.data and "images" in summary else ""
+    data = f" --data {shlex.quote(summary['images']['data'])}" if "images" in summary else ""
     count = summary["images"]["train"] if "images" in summary else 50_000
     return (f"`nas train {path} --profile full{data}` trains it: a GPU job ({epochs:g} epochs "
             f"over all {count:,} training images; hours on a CPU)")

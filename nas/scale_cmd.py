@@ -70,7 +70,7 @@ def _scale(args: argparse.Namespace) -> None:
         check_writable(args.output)
     g = resolve_genotype(args.genotype)
     recipe = _grid_recipe(args) if args.grid else None  # a wrong profile first: it reads nothing
-    if args.data or args.resize:
+    if args.data or args.resize is not None:
         g, note = fitted(args.genotype, g, data_info(data_source(args)))
         if note:
             print(note, file=sys.stderr)
@@ -168,20 +168,30 @@ def _export_info(args: argparse.Namespace, g: searchspace.Genotype):
     from evaluators.data import DataInfo
     from nas.standalone import checkpoint_info
 
-    if args.data or args.resize:
-        return data_info(data_source(args))
-    if args.weights:
-        kept = checkpoint_info(args.weights)
-        if kept.get("classes"):
-            return DataInfo(tuple(kept["classes"]), int(kept.get("side", g.resolution)),
-                            tuple(kept["mean"]), tuple(kept["std"]), 0, 0,
-                            str(kept.get("data") or "CIFAR-10"))
-    config = Path(args.genotype) / "config.json"
-    if config.is_file():
-        saved = json.loads(config.read_text())
-        if saved.get("shape"):
-            return data_info(saved.get("data"))
-    return None
+    if args.data or args.resize is not None:
+        info = data_info(data_source(args))
+        if info.num_classes != g.num_classes:
+            raise UserError(f"{info.source} has {info.num_classes} classes, but the network "
+                            f"has {g.num_classes} outputs: export the network trained on it "
+                            "(its `nas train -o` checkpoint)")
+        return info
+    kept = checkpoint_info(args.weights) if args.weights else {}
+    if not kept.get("classes"):  # the images a run folder searched, as its summary keeps them
+        kept = _saved_images(Path(args.genotype))
+    if not kept.get("classes") or len(kept["classes"]) != g.num_classes:
+        return None
+    return DataInfo(tuple(kept["classes"]), int(kept.get("side", g.resolution)),
+                    tuple(kept["mean"]), tuple(kept["std"]), 0, 0, str(kept.get("data")))
+
+
+def _saved_images(arg: Path) -> dict:
+    """summary.json's record of the images of the run folder ``arg`` is (or is in); {}."""
+    folder = arg if arg.is_dir() else arg.parent
+    try:
+        images = json.loads((folder / "summary.json").read_text()).get("images")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return images if isinstance(images, dict) and images.get("mean") else {}
 
 
 def _found_by(arg: str) -> str:

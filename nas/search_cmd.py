@@ -80,6 +80,8 @@ RESUMABLE = ("--data", "--resize", "--trials", "--time", "--workers")
 
 
 def _resumed(args: argparse.Namespace) -> SearchConfig:
+    if args.resize is not None and not args.data:
+        raise UserError("--resize on a resume goes with --data: the images it resizes")
     path = Path(args.resume) / "config.json"
     if not path.is_file():
         raise UserError(f"{args.resume}: not a run folder (no config.json)")

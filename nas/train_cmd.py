@@ -109,7 +109,7 @@ def _run(args: argparse.Namespace) -> None:
             "seconds": round(result.seconds, 2), "epochs": round(result.epochs, 3),
             "device": result.device, "images_per_s": round(result.images_per_s, 1),
             "profile": recipe.name, "seed": args.seed, "name": g.name,
-            "data": data, "classes": list(images.classes), "side": images.side,
+            "data": images.source, "classes": list(images.classes), "side": images.side,
             "mean": list(images.mean), "std": list(images.std), "transferred": note}
     if args.output:
         save_checkpoint(args.output, result.model, ev.trained_genotype(g), info)

@@ -124,6 +124,16 @@ def test_search_train_scale_export_compare_at_64_pixels(data, tmp_path, capsys) 
          "-o", tmp_path / "m.py")
     exported = _module(tmp_path / "m.py")
     assert exported.CLASSES == FOUR and exported.RESOLUTION == 64
+    _nas(capsys, "export", run, "-o", tmp_path / "again.py")  # the run's record, no data read
+    assert _module(tmp_path / "again.py").MEAN == model.MEAN
+
+    # moved to the 2 gray classes once, and kept in the run folder: not moved again
+    _, err = _nas(capsys, "scale", run / "base.yaml", "--budget", "30M-madds", "--data",
+                  data["two"], "-o", run / "base-two.yaml")
+    assert "made for 4-class 64x64 images; transferred to the 2 classes" in err
+    _, err = _nas(capsys, "train", run / "base-two.yaml", "--data", data["two"], "--epochs",
+                  0.1)
+    assert "transferred" not in err
 
 
 def test_grayscale_archive_search_and_a_transfer(data, tmp_path, capsys, refused) -> None:
@@ -137,7 +147,7 @@ def test_grayscale_archive_search_and_a_transfer(data, tmp_path, capsys, refused
     searchspace.zoo.get("resnet20").replace(name="cifar-net").to_yaml(cifar_net)
     out, err = _nas(capsys, "train", cifar_net, "--data", data["two"], "-o",
                     tmp_path / "ck.pt", "--json")
-    assert "built for 10 classes; transferred to the 2 classes" in err
+    assert "built for 10 classes (32x32 images assumed); transferred to the 2 classes" in err
     assert json.loads(out)["transferred"]
     _, err = _nas(capsys, "scale", cifar_net, "--budget", "60M-madds", "--data", data["two"],
                   "-o", tmp_path / "scaled.yaml")
@@ -145,7 +155,7 @@ def test_grayscale_archive_search_and_a_transfer(data, tmp_path, capsys, refused
     _nas(capsys, "compare", cifar_net, "--data", data["two"], "--baselines", "resnet20",
          "-o", tmp_path / "cmp")
     head = (tmp_path / "cmp" / "report.md").read_text()
-    assert "- transferred: cifar-net: built for 10 classes" in head
+    assert "- transferred: cifar-net: built for 10 classes (32x32 images assumed)" in head
     assert "(2 classes, 32x32 pixels, 200 training and 50 test images)" in head
 
     line = refused("export", cifar_net, "--weights", tmp_path / "ck.pt", "-o", tmp_path / "x.py")
@@ -178,3 +188,22 @@ def test_images_of_several_sizes_are_one_line_or_resized(tmp_path, refused, caps
                                                                       "--data", wide)
     with pytest.raises(DataError, match="give a side from 1 to 4096"):
         with_resize(root, 0 - 5)
+
+
+def test_the_screen_scores_networks_built_for_the_data(data, tmp_path) -> None:
+    from nas.checks import check
+    from nas.config import SearchConfig
+
+    cfg = SearchConfig(budget="80M-madds", data=str(data["four"]), screen=4,
+                       screen_by="grad_norm", out=str(tmp_path / "run"))
+    found = check(cfg)
+    assert found.shape == [4, 64] and found.space.num_classes == 4
+    assert (found.screen.pick.space.num_classes, found.screen.pick.space.resolution) == (4, 64)
+
+
+@pytest.mark.parametrize("spec,needle", [("?resize=0", "give a side from 1 to 4096"),
+                                         ("?resize=99999", "give a side from 1 to 4096")])
+def test_a_resize_out_of_range_is_one_line(spec, needle, data, refused) -> None:
+    assert needle in refused("train", "resnet20", "--data", f"{data['four']}{spec}")
+    assert needle in refused("train", "resnet20", "--data", data["four"], "--resize",
+                             spec.split("=")[1])
