@@ -6,7 +6,7 @@ bigger than CIFAR's own) in ``--work``, never in the repository.
 
     python benchmarks/own_data.py memory [--images 20000] [--side 96] [--before REV]
     python benchmarks/own_data.py search [--side 64] [--budget 160M-madds] [--trials 12]
-                                         [--seeds 1 2]
+                                         [--seeds 1 2] [--resize SIDE]
 
 ``memory`` decodes the dataset into a fresh cache and loads it as a search and as a final
 training do, each in its own process, and prints the peak resident memory of each (with
@@ -91,14 +91,17 @@ def memory(args) -> dict:
     per_class = args.images // 10
     data = make_dataset(Path(args.work) / f"all-{args.side}", None, per_class,
                         per_class // 5, args.side)
-    versions = [("this tree", ROOT, "evaluators.data")]
+    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                         capture_output=True, text=True, check=False).stdout.strip()
+    versions = [(f"{rev or 'this tree'} (this change)", ROOT, "evaluators.data")]
     if args.before:
         old = Path(args.work) / "before"
         old.mkdir(parents=True, exist_ok=True)
         text = subprocess.run(["git", "show", f"{args.before}:evaluators/data.py"], cwd=ROOT,
                               capture_output=True, text=True, check=True).stdout
         (old / "data_before.py").write_text(text)
-        versions.append((f"evaluators/data.py of {args.before}", old, "data_before"))
+        versions.append((f"evaluators/data.py of {args.before} (before this change)", old,
+                         "data_before"))
     rows = []
     for label, folder, module in versions:
         cache = Path(args.work) / f"cache-{module}-{time.time_ns()}"
@@ -138,32 +141,53 @@ def memory_text(r: dict) -> str:
 def search(args) -> dict:
     import nas
 
+    from evaluators.data import with_resize
+
     data = make_dataset(Path(args.work) / f"five-{args.side}", FIVE, 5000, 1000, args.side)
+    data = with_resize(data, args.resize)
     runs = []
     for seed in args.seeds:
-        out = Path(args.work) / f"search-{args.side}-seed{seed}"
+        out = Path(args.work) / f"search-{_name(args)}-seed{seed}"
         print(f"search under {args.budget}, seed {seed} -> {out}", file=sys.stderr, flush=True)
         r = nas.search("cells", "proxy-cpu", args.budget, trials=args.trials, seed=seed,
                        out=out, data=str(data), baselines=args.baselines.split(","),
+                       scale=True, base_fraction=1 / 16,  # as `nas search` on a CPU
                        progress=True, resume=(out / "summary.json").exists())
-        rows = json.loads((out / "compare" / "results.json").read_text())["rows"]
-        runs.append({"seed": seed, "search_score": r.score, "rows": [
-            {k: row[k] for k in ("name", "madds", "params", "resolution", "accuracy",
-                                 "discovered")} for row in rows]})
+        runs.append(_run_record(out, seed, r.score))
     return {"budget": args.budget, "side": args.side, "classes": list(FIVE),
-            "trials": args.trials, "runs": runs}
+            "trials": args.trials, "resize": args.resize, "runs": runs}
+
+
+def _run_record(out: Path, seed: int, score: float) -> dict:
+    """What a run folder says of its search and its comparison."""
+    from nas.run_folder import environment
+
+    rows = json.loads((out / "compare" / "results.json").read_text())["rows"]
+    summary = json.loads((out / "summary.json").read_text())
+    return {"seed": seed, "search_score": score, "trials": summary["trials"],
+            "search_min": round(summary["seconds"] / 60, 1), "environment": environment(),
+            "rows": [{k: row[k] for k in ("name", "madds", "params", "resolution", "accuracy",
+                                          "discovered")} for row in rows]}
+
+
+def _name(args) -> str:
+    return f"{args.side}" + (f"-resize{args.resize}" if args.resize else "")
 
 
 def search_text(r: dict) -> str:
     lines = [f"# Searched against the zoo on 5 CIFAR-10 classes at {r['side']}x{r['side']}",
              "", f"`nas search --budget {r['budget']} --data five-{r['side']}/ --trials "
-             f"{r['trials']}` (proxy-cpu, the CPU defaults: the base searched at 1/16 of the "
+             f"{r['trials']}" + (f" --resize {r['resize']}" if r.get("resize") else "")
+             + "` (proxy-cpu, the CPU defaults: the base searched at 1/16 of the "
              f"budget) on {', '.join(r['classes'])}: 25,000 training images upscaled to "
              f"{r['side']}x{r['side']}. Each baseline compound-scaled to the base budget, "
              "trained by the same proxy, and every network scored on the validation images "
-             "no trial was scored on (one training each).", "",
-             "| seed | network | resolution | multiply-adds | parameters | held-out acc (%) |",
-             "|---:|---|---:|---:|---:|---:|"]
+             "no trial was scored on (one training each).", ""]
+    lines += [f"- seed {run['seed']}: {run['trials']['complete']} trials scored, "
+              f"{run['trials']['failed']} failed (too slow for proxy-cpu's 120 s guard); "
+              f"search {run['search_min']} min; {run['environment']}" for run in r["runs"]]
+    lines += ["", "| seed | network | resolution | multiply-adds | parameters | held-out "
+              "acc (%) |", "|---:|---|---:|---:|---:|---:|"]
     for run in r["runs"]:
         for row in sorted(run["rows"], key=lambda x: -x["accuracy"]):
             name = f"**{row['name']}**" if row["discovered"] else row["name"]
@@ -185,6 +209,7 @@ def main() -> None:
     s.add_argument("--budget", default="160M-madds")
     s.add_argument("--trials", type=int, default=12)
     s.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
+    s.add_argument("--resize", type=int, help="search the images resized to this side")
     s.add_argument("--baselines", default="resnet20,mobilenetv2,efficientnet_b0,inception")
     for q in (m, s):
         q.add_argument("--work", default="/tmp/nas-own-data")
@@ -194,7 +219,7 @@ def main() -> None:
     text = memory_text(result) if args.what == "memory" else search_text(result)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    name = "memory" if args.what == "memory" else f"search-{args.side}"
+    name = "memory" if args.what == "memory" else f"search-{_name(args)}"
     (out / f"{name}.json").write_text(json.dumps(result, indent=2))
     (out / f"{name}.md").write_text(text)
     print(text)
