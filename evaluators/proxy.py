@@ -144,8 +144,9 @@ class ProxyEvaluator(Evaluator):
         if g.num_classes != n:
             raise DataError(f"{g.name or 'the network'} has {g.num_classes} outputs but "
                             f"{info.source if info else 'the data'} has {n} classes: build it "
-                            f"for the data (genotype.replace(num_classes={n}); the nas "
-                            "commands do so with --data)")
+                            f"for the data (genotype.replace(num_classes={n}, resolution="
+                            f"{info.side if info else 'SIDE'}); the nas commands do so with "
+                            "--data)")
 
     def _train(self, g: searchspace.Genotype, seed: int) -> tuple[TrainResult | None, str]:
         """(result, "") or (what was measured, why it failed). A Paused training (a signal)
