@@ -20,12 +20,12 @@ from evaluators.data import DataInfo
 __all__ = ["zoo_for", "for_data", "fitted", "searched_shape", "add_data_flags", "data_source"]
 
 
-def add_data_flags(parser, more: str = "") -> None:
-    """``--data`` and ``--resize`` on a command that trains."""
+def add_data_flags(parser, more: str = "",
+                   default: str = "$NAS_DATA, the cache, a download of CIFAR-10") -> None:
+    """``--data`` and ``--resize`` on a command that reads images."""
     parser.add_argument("--data", help="the images: an image-folder tree or archive "
                                        "(train/<class>/*, test/<class>/*) or CIFAR-10's "
-                                       "official archive (default: $NAS_DATA, the cache, a "
-                                       f"download of CIFAR-10){more}")
+                                       f"official archive (default: {default}){more}")
     parser.add_argument("--resize", type=int, metavar="SIDE",
                         help="resize every image to SIDE x SIDE (its shorter side, then the "
                              "centre square): for images of several sizes")
@@ -68,8 +68,9 @@ def for_data(g: searchspace.Genotype, info: DataInfo, searched: tuple[int, int] 
     """``g`` for the data, and a line saying what changed ("" when nothing did).
 
     Args:
-        searched: (classes, side) of the images ``g`` was searched on, when known (a run
-            folder's); else a head of another width is what tells another dataset.
+        searched: (classes, side) of the images ``g`` was made for, when known (a run
+            folder's or a checkpoint's); else a head of another width tells another dataset,
+            and CIFAR-10's 32x32 is assumed for the side it was made for.
     """
     same_head = g.num_classes == info.num_classes
     if same_head and (searched is None or tuple(searched) == (info.num_classes, info.side)):

@@ -7,9 +7,9 @@ import json
 import sys
 
 import searchspace
+from evaluators.data import data_info
 from nas import flags
 from nas.budget import parse_budget
-from evaluators.data import data_info
 from nas.errors import UserError
 from nas.for_data import add_data_flags, data_source, fitted
 from nas.genotypes import resolve_genotype
@@ -59,9 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--weights", help="a `nas train -o` checkpoint or a plain state_dict")
     e.add_argument("--format", choices=("py", "pt2", "onnx"), default=None,
                    help="default: from the output's suffix, else py")
-    e.add_argument("--data", help="the images it is for, to name its classes and use their "
-                                  "statistics (default: the run folder's, or the checkpoint's)")
-    e.add_argument("--resize", type=int, metavar="SIDE", help="as the --resize of its training")
+    add_data_flags(e, "; model.py names their classes and uses their statistics",
+                   default="the checkpoint's or the run folder's record of them")
     e.set_defaults(run=_export)
 
 
@@ -175,7 +174,9 @@ def _export_info(args: argparse.Namespace, g: searchspace.Genotype):
                             f"has {g.num_classes} outputs: export the network trained on it "
                             "(its `nas train -o` checkpoint)")
         return info
-    kept = checkpoint_info(args.weights) if args.weights else {}
+    trained = args.weights or (args.genotype if Path(args.genotype).suffix in (".pt", ".pth")
+                               else None)
+    kept = checkpoint_info(trained) if trained else {}
     if not kept.get("classes"):  # the images a run folder searched, as its summary keeps them
         kept = _saved_images(Path(args.genotype))
     if not kept.get("classes") or len(kept["classes"]) != g.num_classes:
