@@ -26,7 +26,6 @@ from evaluators.recipe import load_profile
 from nas.compare import reporting_evaluator
 from nas.latency_cmd import prepare
 from nas.report_table import table
-from searchspace.latency import measure_networks
 from searchspace.latency_networks import calibration_networks
 
 
@@ -59,7 +58,7 @@ def run(args) -> dict:
                          "predicted_ms": predictor.predict(r.best)})
     _retrain(runs, args)
     nets = [searchspace.Genotype.from_yaml(r["genotype"]) for r in runs]
-    for r, ms in zip(runs, measure_networks(nets, predictor.table.machine, rounds=5)):
+    for r, (ms, _) in zip(runs, predictor.measure(nets, rounds=5)):
         r["measured_ms"] = ms
     return {"budgets": budgets, "madds_per_ms": madds_per_ms(predictor), "runs": runs,
             "machine": predictor.table.describe()}

@@ -3,10 +3,12 @@
 A kernel timed alone in a loop runs hot (its code, weights and input in cache); inside a
 network it runs 1.0x to 1.7x slower, by how much depending on what it is (measured on this
 project's 2-core machine). So the prediction is the kernel times summed by kind (1x1
-convolutions, other convolutions, depthwise, normalisation, activations, the rest), each sum
-times the table's factor for its kind, plus a fixed time per network: factors fitted on whole
-networks measured end to end on the same machine (``calibrate``), toward 1 where few
-networks say otherwise.
+convolutions, other convolutions, depthwise, normalisation, activations, pooling, the
+rest), each sum times the table's factor for its kind, plus a fixed time per network:
+factors fitted on whole networks measured end to end on the same machine (``calibrate``),
+toward 1 where few networks say otherwise. Every time, a kernel's or a network's, is taken
+beside a reference workload and kept in its units (``latency_measure``), so the machine's
+slow spells cancel.
 
 Example:
     >>> table = LatencyTable(machine("cpu", threads=1, batch=1))
@@ -17,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -27,19 +30,20 @@ import torch
 from searchspace.builder import build
 from searchspace.files import cache_dir
 from searchspace.genotype import Genotype
-from searchspace.latency_measure import (MachineError, check_device, machine, settings, steady,
-                                         time_call)
-from searchspace.latency_table import LatencyTable, TableError
+from searchspace.latency_measure import (MachineError, Reference, check_device, machine,
+                                         paired_times, settings, steady)
+from searchspace.latency_table import FORMAT, LatencyTable, TableError
 from searchspace.latency_units import Unit, units
 
-__all__ = ["Predictor", "KINDS", "kind", "measure_networks", "LatencyTable", "TableError",
+__all__ = ["Predictor", "KINDS", "kind", "LatencyTable", "TableError",
            "machine", "predictor_for", "default_table", "MachineError"]
 
-KINDS = ("conv1x1", "conv", "dwconv", "norm", "act", "other")
+KINDS = ("conv1x1", "conv", "dwconv", "norm", "act", "pool", "other")
 _CONV = re.compile(r"^Conv2d\((\d+), (\d+), kernel_size=\((\d+), (\d+)\)")
 _GROUPS = re.compile(r"groups=(\d+)")
 _NORMS = ("BatchNorm2d(",)
 _ACTS = ("ReLU(", "ReLU6(", "SiLU(", "Sigmoid(", "Hardswish(", "GELU(")
+_POOLS = ("MaxPool2d(", "AvgPool2d(", "AdaptiveAvgPool2d(")  # 3x3 max-pool: a conv's time
 _RIDGE = 0.01  # pull of each factor toward 1 (the fixed time toward 0), in relative-error units
 Progress = Callable[[int], None]
 
@@ -54,6 +58,8 @@ def kind(key: str) -> str:
         return "conv1x1" if m.group(3) == m.group(4) == "1" else "conv"
     if key.startswith(_NORMS):
         return "norm"
+    if key.startswith(_POOLS):
+        return "pool"
     return "act" if key.startswith(_ACTS) else "other"
 
 
@@ -72,6 +78,7 @@ class Predictor:
                              f"this machine is {LatencyTable(here).describe()}")
         self.measure_here = here is not None
         self._sums: dict[str, dict[str, float]] = {}
+        self._reference: Reference | None = None
 
     def predict(self, g: Genotype) -> float:
         """Predicted milliseconds of one forward pass of ``g`` at the table's batch."""
@@ -92,11 +99,11 @@ class Predictor:
             self._sums[key] = out
         return self._sums[key]
 
-    def fill(self, us: Iterable[Unit], progress: Progress | None = None, passes: int = 3,
+    def fill(self, us: Iterable[Unit], progress: Progress | None = None, passes: int = 5,
              seconds: float = 1.5) -> int:
-        """Measure the kernels of ``us`` the table lacks: the best of at least ``passes``
-        passes over all of them, for at least ``seconds`` (``steady``); saves the table when
-        it has a file. Returns how many were measured."""
+        """Measure the kernels of ``us`` the table lacks: the median of their ratios to the
+        reference over at least ``passes`` passes, for at least ``seconds`` (``steady``);
+        saves the table when it has a file. Returns how many were measured."""
         todo = {u.key: u for u in us if u.key not in self.table.kernels}
         if not todo:
             return 0
@@ -106,30 +113,61 @@ class Predictor:
                              f"kernel(s) of this network, e.g. {first[:100]!r}; it was measured "
                              f"on {self.table.describe()}: measure them there with `nas "
                              "latency-table --genotype FILE -o TABLE`")
-        best = dict.fromkeys(todo, float("inf"))
-
-        def one_pass() -> None:
-            for k, call in calls.items():
-                best[k] = min(best[k], time_call(call, self.device))
-                if progress:
-                    progress(1)
-
         with settings(self.device, self.table.machine["threads"]):
             calls = {k: u.replay(self.device) for k, u in todo.items()}
-            steady(one_pass, passes, seconds)
-        self.table.kernels.update(best)
+            ratios = self._paired(calls, progress, passes, seconds)
+        self.table.kernels.update((k, float(np.median(r)) * self.table.reference_ms)
+                                  for k, r in ratios.items())
         if self.table.path is not None:
             self.table.save()
         return len(todo)
 
-    def calibrate(self, nets: list[Genotype], rounds: int = 3,
+    def measure(self, nets: list[Genotype], rounds: int = 5, progress: Progress | None = None
+                ) -> list[tuple[float, float]]:
+        """End-to-end milliseconds of each network on this machine, as the table counts
+        them (the median ratio to the reference over ``rounds`` rounds, times its quiet
+        time), and the best raw time a stopwatch saw."""
+        if not self.measure_here:
+            raise TableError(f"{self.table.path or 'the table'} is another machine's "
+                             f"({self.table.describe()}): networks are measured there")
+        m = self.table.machine
+        with settings(self.device, m["threads"]):
+            calls = {}
+            for i, g in enumerate(nets):
+                x = torch.rand(m["batch"], g.in_channels, g.resolution, g.resolution,
+                               device=self.device)
+                calls[str(i)] = functools.partial(build(g).to(self.device).eval(), x)
+            raw = {k: [] for k in calls}
+            ratios = self._paired(calls, progress, rounds, 2.0, raw, seconds=0.02, repeats=2)
+        return [(float(np.median(ratios[k])) * self.table.reference_ms, min(raw[k]))
+                for k in calls]
+
+    def _paired(self, calls: dict, progress: Progress | None, passes: int, spread: float,
+                raw: dict | None = None, **timing) -> dict[str, list[float]]:
+        if self._reference is None:
+            self._reference = Reference(self.device)
+        ratios: dict[str, list[float]] = {k: [] for k in calls}
+
+        def one_pass() -> None:
+            for k, (ms, ratio) in paired_times(calls, self._reference, progress=progress,
+                                               **timing).items():
+                ratios[k].append(ratio)
+                if raw is not None:
+                    raw[k].append(ms)
+
+        steady(one_pass, passes, spread)
+        if self.table.reference_ms is None:  # a new table: its unit is fixed once
+            self.table.reference_ms = min(self._reference.samples)
+        return ratios
+
+    def calibrate(self, nets: list[Genotype], rounds: int = 5,
                   progress: Progress | None = None) -> None:
         """Measure ``nets`` end to end, add them to the table's calibration and fit the
         factors on all of its networks."""
         self.fill([u for g in nets for u in units(g, self.table.machine["batch"])], progress)
         sums = [self.sums(g) for g in nets]
-        measured = measure_networks(nets, self.table.machine, rounds, progress, self.device)
-        for g, s, ms in zip(nets, sums, measured):
+        measured = self.measure(nets, rounds, progress)
+        for g, s, (ms, _) in zip(nets, sums, measured):
             self.table.calibration.append({"name": g.name, "key": g.key(), "measured_ms": ms,
                                            "sums": s})
         self.table.factors = fit_factors(self.table.calibration)
@@ -146,7 +184,8 @@ def default_table(device: str = "cpu", threads: int = 1, batch: int = 1) -> Path
     default ``~/.cache/nas/latency``), one file per device model, torch, threads and batch."""
     m = machine(device, threads, batch)
     slug = re.sub(r"[^a-z0-9]+", "-", f"{m['device_name']}-torch{m['torch']}".lower()).strip("-")
-    return cache_dir() / "latency" / f"{m['device']}-{slug}-t{threads}-b{batch}.json"
+    version = FORMAT.rsplit("/", 1)[1]  # a new format starts a new file: the old one stays
+    return cache_dir() / "latency" / f"{m['device']}-{slug}-t{threads}-b{batch}-v{version}.json"
 
 
 def predictor_for(target: str, calibrate: Callable[[Predictor], None] | None = None
@@ -192,29 +231,6 @@ def _calibrate_quietly(p: Predictor) -> None:
 
 def _device(m: dict) -> str:
     return "cpu" if m["device"] == "cpu" else "cuda:0"
-
-
-def measure_networks(nets: list[Genotype], m: dict, rounds: int = 3,
-                     progress: Progress | None = None, device: str | None = None
-                     ) -> list[float]:
-    """End-to-end milliseconds of each network on the machine ``m`` describes: the best of
-    ``rounds`` rounds, each round timing every network once."""
-    device = device or _device(m)
-    best = [float("inf")] * len(nets)
-
-    def one_round() -> None:
-        for i, (model, x) in enumerate(models):
-            best[i] = min(best[i], time_call(lambda: model(x), device, 0.02, 2))
-            if progress:
-                progress(1)
-
-    with settings(device, m["threads"]):
-        models = []
-        for g in nets:
-            x = torch.rand(m["batch"], g.in_channels, g.resolution, g.resolution, device=device)
-            models.append((build(g).to(device).eval(), x))
-        steady(one_round, rounds, seconds=2.0)
-    return best
 
 
 def fit_factors(calibration: list[dict]) -> dict[str, float]:

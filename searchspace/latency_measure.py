@@ -1,11 +1,15 @@
 """Timing on the machine at hand: one kernel, a whole network, and the machine's fingerprint.
 
-A shared or virtual machine runs slow for seconds at a time (measured here: the same network
-1.0x to 1.7x its best time within a minute), so every figure is the minimum over repeats,
-never an average: the minimum is what the machine does undisturbed, and it repeats within a
-few percent where a mean or median does not. Slow spells last seconds (the same
-network's best time over 10 s came within 3% of the next 10 s', where the median of a
-spell wandered by 10%), so ``steady`` repeats a job's passes for a few seconds.
+A shared or virtual machine runs slow for seconds at a time, and by how much changes from
+minute to minute (measured on this project's 2-core VM: the same network 1.0x to 2.5x its
+best time within 90 s, with no CPU time stolen: the slowdown is inside the core, from what
+the host's other tenants run beside it). A time taken in a slow spell and one taken in a
+quiet one do not add up to a prediction. So every timing is paired with a fixed reference
+workload timed beside it (``Reference``), and kept as the ratio of the two: a slow spell
+slows both. A figure is the median of its ratios over several passes, times the reference's
+quiet time; it is what the machine does undisturbed. Over 90 s of that VM's worst noise, 5
+such ratios put a network within +-10% of its quiet time 95% of the time, where the best
+of 5 raw timings did so 75% of the time.
 """
 
 from __future__ import annotations
@@ -19,9 +23,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["machine", "settings", "time_call", "check_device", "MachineError", "steady"]
-
-
+__all__ = ["machine", "settings", "time_call", "check_device", "MachineError", "steady",
+           "Reference", "paired_times"]
 
 class MachineError(ValueError):
     """A device or thread count this machine cannot measure on."""
@@ -122,3 +125,67 @@ def steady(run_pass: Callable[[], None], passes: int = 3, seconds: float = 1.5,
         run_pass()
         n += 1
     return n
+
+
+class Reference:
+    """A fixed workload timed beside every measurement: one of each kind of kernel the
+    networks run (3x3, depthwise and 1x1 convolutions, normalisation, activation, addition)
+    at a small size, about 0.2 ms on one core. ``NAME`` changes whenever the workload does,
+    since a table's times are in its units."""
+
+    NAME = "ref1-c32-s16"
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        gen = torch.Generator().manual_seed(0)
+        with torch.device("cpu"):
+            block = torch.nn.ModuleList([
+                torch.nn.Conv2d(32, 32, 3, padding=1, bias=False), torch.nn.BatchNorm2d(32),
+                torch.nn.ReLU(), torch.nn.Conv2d(32, 32, 3, padding=1, groups=32, bias=False),
+                torch.nn.Conv2d(32, 32, 1, bias=False)])
+            for t in block.parameters():
+                t.data.uniform_(0.5, 1.0, generator=gen)
+        self._block = block.to(device).eval()
+        self._x = (torch.rand(1, 32, 16, 16, generator=gen) + 0.5).to(device)
+        self.samples: list[float] = []
+
+    def _run(self) -> torch.Tensor:
+        conv, norm, act, dw, pw = self._block
+        y = act(norm(conv(self._x)))
+        return pw(dw(y)) + y
+
+    def time(self) -> float:
+        """The reference's time now (ms), also kept in ``samples``."""
+        ms = time_call(self._run, self.device)
+        self.samples.append(ms)
+        return ms
+
+
+def paired_times(calls: dict[str, Callable[[], Any]], reference: Reference,
+                 seconds: float = 0.002, repeats: int = 3, every: float = 0.05,
+                 progress: Callable[[int], None] | None = None
+                 ) -> dict[str, tuple[float, float]]:
+    """One pass over ``calls``: each one's time (ms, ``time_call``) and its ratio to the
+    reference's, the mean of the reference timed before and after it, at most ``every``
+    seconds apart (slow spells last seconds, so the two see the state the call saw)."""
+    out: dict[str, tuple[float, float]] = {}
+    pending: list[tuple[str, float]] = []
+    before, since = reference.time(), time.perf_counter()
+
+    def close() -> None:
+        nonlocal before, since
+        after = reference.time()
+        ref = (before + after) / 2
+        out.update((k, (ms, ms / ref)) for k, ms in pending)
+        pending.clear()
+        before, since = after, time.perf_counter()
+
+    for key, fn in calls.items():
+        pending.append((key, time_call(fn, reference.device, seconds, repeats)))
+        if progress:
+            progress(1)
+        if time.perf_counter() - since >= every:
+            close()
+    if pending:
+        close()
+    return out

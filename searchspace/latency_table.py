@@ -1,11 +1,16 @@
 """A latency table file: the machine it was measured on, each kernel's time, and the
 in-context factors that turn a sum of kernel times into a network's time.
 
+Every time in it is a ratio to the reference workload timed beside it (``Reference``),
+times ``reference_ms``, the reference's quiet time on this machine, fixed when the table was
+first measured: so times taken minutes apart, in a slow spell or a quiet one, add up.
+
 JSON, written atomically (a crash never leaves half a table)::
 
-    {"format": "nas-latency-table/1",
+    {"format": "nas-latency-table/2",
      "machine": {"device": "cpu", "device_name": "...", "torch": "2.13.0", "threads": 1,
                  "batch": 1, "host": "..."},
+     "reference": "ref1-c32-s16", "reference_ms": 0.21,
      "kernels": {"<kernel key>": <ms>, ...},
      "factors": {"conv1x1": 1.1, ..., "fixed_ms": 0.0},
      "calibration": [{"name": ..., "key": ..., "measured_ms": ..., "sums": {...}}, ...]}
@@ -21,9 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from searchspace.latency_measure import Reference
+
 __all__ = ["LatencyTable", "TableError", "FORMAT", "MACHINE_FIELDS"]
 
-FORMAT = "nas-latency-table/1"
+FORMAT = "nas-latency-table/2"
+_OLD_FORMATS = ("nas-latency-table/1",)
 MACHINE_FIELDS = ("device", "device_name", "torch", "threads", "batch")  # compared; not host
 _MAX_BYTES = 256 << 20
 
@@ -41,6 +49,8 @@ class LatencyTable:
     factors: dict[str, float] = field(default_factory=dict)
     calibration: list[dict[str, Any]] = field(default_factory=list)
     path: Path | None = None
+    reference_ms: float | None = None  # None until the first kernels are measured
+    reference: str = Reference.NAME
 
     def same_machine(self, other: dict[str, Any]) -> bool:
         """Whether ``other`` (a ``latency_measure.machine()``) is the machine measured."""
@@ -50,6 +60,13 @@ class LatencyTable:
         m = self.machine
         return (f"{m['device_name']}, torch {m['torch']}, {m['threads']} thread(s), "
                 f"batch {m['batch']}")
+
+    def rescaled(self, reference_ms: float | None) -> dict[str, float]:
+        """The kernel times in units of another quiet time of the reference (two processes
+        that started the same table each fixed their own)."""
+        if not (reference_ms and self.reference_ms) or reference_ms == self.reference_ms:
+            return self.kernels
+        return {k: v * reference_ms / self.reference_ms for k, v in self.kernels.items()}
 
     def save(self, path: str | Path | None = None) -> Path:
         """Write the table (atomically) to ``path`` or where it was read from, keeping the
@@ -70,8 +87,9 @@ class LatencyTable:
         except TableError:
             on_disk = None
         if on_disk is not None and on_disk.same_machine(self.machine):
-            self.kernels = {**on_disk.kernels, **self.kernels}
-        body = {"format": FORMAT, "machine": self.machine, "kernels": self.kernels,
+            self.kernels = {**on_disk.rescaled(self.reference_ms), **self.kernels}
+        body = {"format": FORMAT, "machine": self.machine, "reference": self.reference,
+                "reference_ms": self.reference_ms, "kernels": self.kernels,
                 "factors": self.factors, "calibration": self.calibration}
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
         umask = os.umask(0)
@@ -97,11 +115,16 @@ class LatencyTable:
             raise TableError(f"{path}: no such latency table") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise TableError(f"{path}: not a latency table ({_why(exc)})") from None
+        if isinstance(body, dict) and body.get("format") in _OLD_FORMATS:
+            raise TableError(f"{path}: made by an older nas, its times not paired with a "
+                             "reference workload; measure it again with `nas latency-table "
+                             f"-o {path}` on its machine")
         if not isinstance(body, dict) or body.get("format") != FORMAT:
             raise TableError(f"{path}: not a latency table (no \"format\": \"{FORMAT}\"); "
                              "make one with `nas latency-table`")
         return cls(_machine(body, path), _numbers(body, "kernels", path),
-                   _numbers(body, "factors", path), _list(body, path), p)
+                   _numbers(body, "factors", path), _list(body, path), p,
+                   *_reference(body, path))
 
 
 def _why(exc: Exception) -> str:
@@ -129,6 +152,18 @@ def _numbers(body: dict, name: str, path: str | Path) -> dict[str, float]:
             raise TableError(f"{path}: {name}[{k[:60]!r}] must be a finite number >= 0, "
                              f"not {v!r}")
     return {k: float(v) for k, v in d.items()}
+
+
+def _reference(body: dict, path: str | Path) -> tuple[float | None, str]:
+    name, ms = body.get("reference"), body.get("reference_ms")
+    if name != Reference.NAME:
+        raise TableError(f"{path}: its times are in units of the reference workload {name!r}, "
+                         f"not this nas's {Reference.NAME!r}; measure it again with "
+                         "`nas latency-table`")
+    if ms is not None and (isinstance(ms, bool) or not isinstance(ms, (int, float))
+                           or not math.isfinite(ms) or ms <= 0):
+        raise TableError(f"{path}: reference_ms must be a positive number, not {ms!r}")
+    return (None if ms is None else float(ms)), name
 
 
 def _list(body: dict, path: str | Path) -> list[dict[str, Any]]:

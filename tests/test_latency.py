@@ -20,8 +20,8 @@ import nas
 import searchspace
 from nas.budget import parse_budget
 from nas.cli import main
-from searchspace.latency import (KINDS, LatencyTable, Predictor, TableError, kind,
-                                 measure_networks, predictor_for)
+from searchspace.latency import KINDS, LatencyTable, Predictor, TableError, kind, predictor_for
+from searchspace.latency_measure import Reference
 from searchspace.latency_units import _unit, units
 
 
@@ -55,6 +55,7 @@ def test_kinds() -> None:
     assert kind("ReLU6(inplace=True) 1x8x4x4") == "act"
     assert kind("function:_operator.add 1x8x4x4 1x8x4x4") == "other"
     assert kind("BatchNorm2d(8, eps=1e-05) 1x8x4x4") == "norm" and "norm" in KINDS
+    assert kind("MaxPool2d(kernel_size=3, stride=1, padding=1) 1x8x4x4") == "pool"
 
 
 def test_prediction_close_to_a_real_timing(table_path) -> None:
@@ -64,11 +65,22 @@ def test_prediction_close_to_a_real_timing(table_path) -> None:
     p = predictor_for(str(table_path))
     g = searchspace.zoo.get("resnet32")
     predicted = p.predict(g)
-    measured = measure_networks([g], p.table.machine, rounds=3)[0]
+    measured = p.measure([g], rounds=3)[0][0]
     assert abs(predicted - measured) / measured < 0.5, (predicted, measured)
     assert p.predict(searchspace.zoo.get("resnet56")) > predicted  # deeper is slower
     saved = LatencyTable.load(table_path)  # kernels measured for resnet32 were saved
     assert {u.key for u in units(g)} <= saved.kernels.keys()
+    assert saved.reference == Reference.NAME and 0 < saved.reference_ms < 50
+
+
+def test_tables_of_two_processes_merge_in_one_unit(tmp_path) -> None:
+    """Two processes that started the same table fixed their own reference quiet time: the
+    kernels the other saved are converted, never mixed in another unit."""
+    here = {"device": "cpu", "device_name": "x", "torch": "2", "threads": 1, "batch": 1}
+    LatencyTable(here, {"a": 1.0}, reference_ms=0.2).save(tmp_path / "t.json")
+    LatencyTable(here, {"b": 2.0}, reference_ms=0.4).save(tmp_path / "t.json")
+    merged = LatencyTable.load(tmp_path / "t.json")
+    assert (merged.kernels, merged.reference_ms) == ({"a": 2.0, "b": 2.0}, 0.4)
 
 
 def test_another_machines_table_is_used_as_it_is(table_path, tmp_path) -> None:
@@ -79,6 +91,8 @@ def test_another_machines_table_is_used_as_it_is(table_path, tmp_path) -> None:
     p = predictor_for(str(foreign))
     assert not p.measure_here
     assert p.predict(searchspace.zoo.get("resnet20")) > 0  # every kernel is in the table
+    with pytest.raises(TableError, match="another machine's"):
+        p.measure([searchspace.zoo.get("resnet20")])
     with pytest.raises(TableError, match="lacks .* kernel.*Cortex-A76.*nas latency-table"):
         p.predict(searchspace.zoo.get("vgg11"))
     t.factors = {}
@@ -90,9 +104,12 @@ def test_another_machines_table_is_used_as_it_is(table_path, tmp_path) -> None:
 @pytest.mark.parametrize("body, message", [
     ("not json {", "not a latency table"),
     ('{"format": "other"}', "not a latency table"),
-    ('{"format": "nas-latency-table/1", "machine": {"device": "cpu"}}', "must name"),
-    ('{"format": "nas-latency-table/1", "machine": {"device": "cpu", "device_name": "x", '
+    ('{"format": "nas-latency-table/2", "machine": {"device": "cpu"}}', "must name"),
+    ('{"format": "nas-latency-table/2", "machine": {"device": "cpu", "device_name": "x", '
      '"torch": "2", "threads": 1, "batch": 1}, "kernels": {"k": -1}}', "finite number"),
+    ('{"format": "nas-latency-table/2", "machine": {"device": "cpu", "device_name": "x", '
+     '"torch": "2", "threads": 1, "batch": 1}, "reference": "other"}', "reference workload"),
+    ('{"format": "nas-latency-table/1"}', "made by an older nas"),
 ])
 def test_bad_tables_are_one_line(tmp_path, refused, body, message) -> None:
     bad = tmp_path / "bad.json"
