@@ -6,9 +6,15 @@ The multiply-add budget is the latency budget times the median multiply-adds per
 millisecond of the `cells` networks this machine's latency table was calibrated on. Each
 search (evolution, proxy-cpu, no scaling) runs with each seed; each winner is then trained
 ``--retrain`` more times by proxy-cpu and scored on the 2,000 validation images no search
-sees, and all winners are timed end to end together (the best of 5 rounds).
+sees, and all winners are timed end to end together, as latency tables count time
+(``Predictor.measure``: at least 5 rounds, each beside the reference workload).
+
+``--remeasure`` times the published winners again with this machine's table and timing as
+they are now, and appends what it finds to ``search.md``: the figures of a run made before
+a change to the timing, without searching again.
 
     python benchmarks/latency_search.py [--latency 4] [--trials 10] [--seeds 0 1]
+    python benchmarks/latency_search.py --remeasure
 """
 
 from __future__ import annotations
@@ -95,6 +101,34 @@ def report(result: dict, args, seconds: float) -> str:
           for k in result["budgets"])])
 
 
+_AGAIN = "\n## The winners timed again"
+
+
+def remeasure(out: Path) -> None:
+    """Predict and measure the winners in ``out/search.json`` now; the section it appends to
+    ``out/search.md`` replaces the one an earlier call appended."""
+    result = json.loads((out / "search.json").read_text())
+    predictor = prepare("cpu")
+    nets = [searchspace.Genotype.from_yaml(r["genotype"]) for r in result["runs"]]
+    measured = predictor.measure(nets, rounds=5)
+    rows = [(r["seed"], r["budget_text"], f"{r['predicted_ms']:.2f}", f"{r['measured_ms']:.2f}",
+             f"{predictor.predict(g):.2f}", f"{ms:.2f}", f"{raw:.2f}")
+            for r, g, (ms, raw) in zip(result["runs"], nets, measured)]
+    text = (out / "search.md").read_text().split(_AGAIN)[0].rstrip("\n")
+    section = [_AGAIN.strip(), "", f"`python benchmarks/latency_search.py --remeasure` "
+               f"({time.strftime('%Y-%m-%d')}, {predictor.table.describe()}): the same "
+               "winners, predicted by this machine's table of today and measured as tables "
+               "now count time (each timing beside a reference workload; the median of at "
+               "least 5 ratios, times its quiet time), with the best raw time a stopwatch "
+               "saw. \"Then\": the figures above, from the table and timing of the search's "
+               "day (the best raw time of 5 rounds).", "",
+               table(("seed", "budget", "predicted ms then", "measured ms then",
+                      "predicted ms now", "measured ms now", "stopwatch ms now"), rows,
+                     right={2, 3, 4, 5, 6})]
+    (out / "search.md").write_text(text + "\n\n" + "\n".join(section) + "\n")
+    print("\n".join(section))
+
+
 def _flags(args) -> str:
     return (f"--latency {args.latency:g} --trials {args.trials} --seeds "
             f"{' '.join(map(str, args.seeds))} --retrain {args.retrain}")
@@ -109,7 +143,12 @@ def main() -> None:
     p.add_argument("--data", default="../shared/data/cifar10-jpeg.tar.gz")
     p.add_argument("--work", default="runs/latency-search")
     p.add_argument("--out", default="results/latency")
+    p.add_argument("--remeasure", action="store_true",
+                   help="time the published winners again; no search")
     args = p.parse_args()
+    if args.remeasure:
+        remeasure(Path(args.out))
+        return
     start = time.time()
     result = run(args)
     out = Path(args.out)

@@ -18,6 +18,8 @@ from nas.errors import UserError
 from nas.genotypes import resolve_genotype
 from nas.paths import check_writable
 from searchspace.latency import LatencyTable, Predictor, default_table, machine, predictor_for
+from searchspace.latency_measure import check_device
+from searchspace.latency_table import StaleTable
 from searchspace.latency_networks import calibration_networks
 
 __all__ = ["register", "fit_errors", "prepare", "latency_figures", "latency_text", "ms"]
@@ -42,8 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--genotype", nargs="+", default=[], metavar="G",
                    help="networks a search elsewhere will meet: zoo names, YAML files, runs")
     s.add_argument("--rounds", type=flags.number(1, 100, int), default=5,
-                   help="end-to-end timings of each network, each beside the reference "
-                   "workload; the median kept (default: 5)")
+                   help="end-to-end timings of each network (at least), each beside the "
+                   "reference workload; the median kept (default: 5)")
     s.add_argument("--json", action="store_true", help="print one JSON line")
     s.set_defaults(run=_run)
 
@@ -53,7 +55,7 @@ def _run(args: argparse.Namespace) -> None:
                                                                args.batch)
     check_writable(path)
     here = machine(args.device, args.threads, args.batch)
-    table = LatencyTable.load(path) if path.exists() else LatencyTable(here, path=path)
+    table = _existing(path) or LatencyTable(here, path=path)
     if not table.same_machine(here):
         raise UserError(f"{path} was measured on {table.describe()}, not on this machine "
                         f"({LatencyTable(here).describe()}): give another -o")
@@ -65,7 +67,8 @@ def _run(args: argparse.Namespace) -> None:
     print(f"measuring {len(nets)} networks on {table.describe()} into {path}", file=sys.stderr)
     with tqdm(desc="kernels and networks timed", unit=" timings", file=sys.stderr,
               disable=None) as bar:
-        Predictor(table, measure_here=True).calibrate(nets, args.rounds, bar.update)
+        Predictor(table, measure_here=True, device=check_device(args.device)).calibrate(
+            nets, args.rounds, bar.update)
     errors = fit_errors(table)
     summary = {"table": str(path), "kernels": len(table.kernels),
                "new_kernels": len(table.kernels) - before, "networks": len(table.calibration),
@@ -81,6 +84,18 @@ def _run(args: argparse.Namespace) -> None:
         print(json.dumps(summary))
 
 
+def _existing(path: Path) -> LatencyTable | None:
+    """The table at ``path`` to add to; None where there is none, or where it is of an older
+    format or another reference workload (its times cannot be mixed with new ones)."""
+    if not path.exists():
+        return None
+    try:
+        return LatencyTable.load(path)
+    except StaleTable as exc:
+        print(f"{exc}: measuring it again from scratch", file=sys.stderr)
+        return None
+
+
 def fit_errors(table: LatencyTable) -> list[float]:
     """(predicted - measured) / measured of each calibration network, by the fitted factors."""
     f = table.factors
@@ -90,7 +105,7 @@ def fit_errors(table: LatencyTable) -> list[float]:
 
 def prepare(target: str) -> Predictor:
     """The predictor of a latency target ("cpu", "cuda[:N]" or a table file), opened before
-    any work: this machine's table is measured first when it is new (about a minute on a
+    any work: this machine's table is measured first when it is new (about 2.5 minutes on a
     2-core CPU, with progress), and a bad table fails here, in one line."""
     return predictor_for(target, calibrate=_calibrate_loudly)
 
@@ -98,7 +113,7 @@ def prepare(target: str) -> Predictor:
 def _calibrate_loudly(p: Predictor) -> None:
     nets = calibration_networks()
     print(f"measuring this machine's latency table once ({len(nets)} networks on "
-          f"{p.table.describe()}; about a minute), kept in {p.table.path}", file=sys.stderr)
+          f"{p.table.describe()}; minutes), kept in {p.table.path}", file=sys.stderr)
     with tqdm(desc="kernels and networks timed", unit=" timings", file=sys.stderr,
               disable=None) as bar:
         p.calibrate(nets, progress=bar.update)
@@ -106,12 +121,12 @@ def _calibrate_loudly(p: Predictor) -> None:
 
 def latency_figures(g: searchspace.Genotype, target: str) -> dict:
     """``g``'s predicted latency on ``target`` and, where the table is this machine's, its
-    measured one (5 rounds, as the table counts time), for reports."""
+    measured one (as the table counts time: ``Predictor.measure``), for reports."""
     p = prepare(target)
     out = {"predicted_ms": round(p.predict(g), 4), "measured_ms": None,
            "on": p.table.describe()}
     if p.measure_here:
-        out["measured_ms"] = round(p.measure([g])[0][0], 4)
+        out["measured_ms"] = round(p.measure([g])[0].ms, 4)
     return out
 
 

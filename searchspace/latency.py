@@ -23,6 +23,7 @@ import functools
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -35,7 +36,7 @@ from searchspace.latency_measure import (MachineError, Reference, check_device, 
 from searchspace.latency_table import FORMAT, LatencyTable, TableError
 from searchspace.latency_units import Unit, units
 
-__all__ = ["Predictor", "KINDS", "kind", "LatencyTable", "TableError",
+__all__ = ["Predictor", "Timing", "KINDS", "kind", "LatencyTable", "TableError",
            "machine", "predictor_for", "default_table", "MachineError"]
 
 KINDS = ("conv1x1", "conv", "dwconv", "norm", "act", "pool", "other")
@@ -43,9 +44,18 @@ _CONV = re.compile(r"^Conv2d\((\d+), (\d+), kernel_size=\((\d+), (\d+)\)")
 _GROUPS = re.compile(r"groups=(\d+)")
 _NORMS = ("BatchNorm2d(",)
 _ACTS = ("ReLU(", "ReLU6(", "SiLU(", "Sigmoid(", "Hardswish(", "GELU(")
-_POOLS = ("MaxPool2d(", "AvgPool2d(", "AdaptiveAvgPool2d(")  # 3x3 max-pool: a conv's time
+# pooling its own kind: a stride-1 3x3 max-pool costs as much as a convolution, and runs
+# in a network at its isolated time, where convolutions run slower
+_POOLS = ("MaxPool2d(", "AvgPool2d(", "AdaptiveAvgPool2d(")
 _RIDGE = 0.01  # pull of each factor toward 1 (the fixed time toward 0), in relative-error units
 Progress = Callable[[int], None]
+
+
+class Timing(NamedTuple):
+    """A network's measured time: as the table counts it, and the stopwatch's best."""
+
+    ms: float
+    stopwatch_ms: float
 
 
 def kind(key: str) -> str:
@@ -115,18 +125,18 @@ class Predictor:
                              "latency-table --genotype FILE -o TABLE`")
         with settings(self.device, self.table.machine["threads"]):
             calls = {k: u.replay(self.device) for k, u in todo.items()}
-            ratios = self._paired(calls, progress, passes, seconds)
-        self.table.kernels.update((k, float(np.median(r)) * self.table.reference_ms)
-                                  for k, r in ratios.items())
+            ratios, _ = self._paired(calls, passes=passes, spread_s=seconds,
+                                     progress=progress)
+        self.table.kernels.update((k, self._in_ms(r)) for k, r in ratios.items())
         if self.table.path is not None:
             self.table.save()
         return len(todo)
 
     def measure(self, nets: list[Genotype], rounds: int = 5, progress: Progress | None = None
-                ) -> list[tuple[float, float]]:
-        """End-to-end milliseconds of each network on this machine, as the table counts
-        them (the median ratio to the reference over ``rounds`` rounds, times its quiet
-        time), and the best raw time a stopwatch saw."""
+                ) -> list[Timing]:
+        """Each network's end-to-end time on this machine, as the table counts time: the
+        median ratio to the reference over at least ``rounds`` rounds and 2 s, times its
+        quiet time; and the best raw time a stopwatch saw."""
         if not self.measure_here:
             raise TableError(f"{self.table.path or 'the table'} is another machine's "
                              f"({self.table.describe()}): networks are measured there")
@@ -137,28 +147,34 @@ class Predictor:
                 x = torch.rand(m["batch"], g.in_channels, g.resolution, g.resolution,
                                device=self.device)
                 calls[str(i)] = functools.partial(build(g).to(self.device).eval(), x)
-            raw = {k: [] for k in calls}
-            ratios = self._paired(calls, progress, rounds, 2.0, raw, seconds=0.02, repeats=2)
-        return [(float(np.median(ratios[k])) * self.table.reference_ms, min(raw[k]))
-                for k in calls]
+            ratios, raw = self._paired(calls, passes=rounds, spread_s=2.0, progress=progress,
+                                       loop_s=0.02, repeats=2)
+        return [Timing(self._in_ms(ratios[k]), min(raw[k])) for k in calls]
 
-    def _paired(self, calls: dict, progress: Progress | None, passes: int, spread: float,
-                raw: dict | None = None, **timing) -> dict[str, list[float]]:
+    def _paired(self, calls: dict[str, Callable[[], object]], *, passes: int,
+                spread_s: float, progress: Progress | None, loop_s: float = 0.002,
+                repeats: int = 3) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+        """Each call's ratios to the reference and raw times (ms) over the passes."""
         if self._reference is None:
             self._reference = Reference(self.device)
         ratios: dict[str, list[float]] = {k: [] for k in calls}
+        raw: dict[str, list[float]] = {k: [] for k in calls}
 
         def one_pass() -> None:
-            for k, (ms, ratio) in paired_times(calls, self._reference, progress=progress,
-                                               **timing).items():
+            for k, (ms, ratio) in paired_times(calls, self._reference, loop_s, repeats,
+                                               progress=progress).items():
                 ratios[k].append(ratio)
-                if raw is not None:
-                    raw[k].append(ms)
+                raw[k].append(ms)
 
-        steady(one_pass, passes, spread)
-        if self.table.reference_ms is None:  # a new table: its unit is fixed once
-            self.table.reference_ms = min(self._reference.samples)
-        return ratios
+        steady(one_pass, passes, spread_s)
+        return ratios, raw
+
+    def _in_ms(self, ratios: list[float]) -> float:
+        """The median of ``ratios`` in milliseconds; a new table takes the reference's best
+        time so far as its unit, once."""
+        if self.table.reference_ms is None:
+            self.table.reference_ms = self._reference.quiet_ms
+        return float(np.median(ratios)) * self.table.reference_ms
 
     def calibrate(self, nets: list[Genotype], rounds: int = 5,
                   progress: Progress | None = None) -> None:
@@ -167,9 +183,9 @@ class Predictor:
         self.fill([u for g in nets for u in units(g, self.table.machine["batch"])], progress)
         sums = [self.sums(g) for g in nets]
         measured = self.measure(nets, rounds, progress)
-        for g, s, (ms, _) in zip(nets, sums, measured):
-            self.table.calibration.append({"name": g.name, "key": g.key(), "measured_ms": ms,
-                                           "sums": s})
+        for g, s, timing in zip(nets, sums, measured):
+            self.table.calibration.append({"name": g.name, "key": g.key(),
+                                           "measured_ms": timing.ms, "sums": s})
         self.table.factors = fit_factors(self.table.calibration)
         self._sums.clear()
         if self.table.path is not None:
@@ -181,11 +197,13 @@ _PREDICTORS: dict[str, Predictor] = {}
 
 def default_table(device: str = "cpu", threads: int = 1, batch: int = 1) -> Path:
     """Where this machine's own table for ``device`` lives: ``$NAS_CACHE_DIR/latency`` (by
-    default ``~/.cache/nas/latency``), one file per device model, torch, threads and batch."""
+    default ``~/.cache/nas/latency``), one file per device model, torch, threads, batch,
+    table format and reference workload."""
     m = machine(device, threads, batch)
     slug = re.sub(r"[^a-z0-9]+", "-", f"{m['device_name']}-torch{m['torch']}".lower()).strip("-")
     version = FORMAT.rsplit("/", 1)[1]  # a new format starts a new file: the old one stays
-    return cache_dir() / "latency" / f"{m['device']}-{slug}-t{threads}-b{batch}-v{version}.json"
+    name = f"{m['device']}-{slug}-t{threads}-b{batch}-v{version}-{Reference.NAME}.json"
+    return cache_dir() / "latency" / name
 
 
 def predictor_for(target: str, calibrate: Callable[[Predictor], None] | None = None

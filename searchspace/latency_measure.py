@@ -1,15 +1,16 @@
-"""Timing on the machine at hand: one kernel, a whole network, and the machine's fingerprint.
+"""Timing on the machine at hand: one kernel, a whole network, each paired with a reference
+workload, and the machine's fingerprint.
 
-A shared or virtual machine runs slow for seconds at a time, and by how much changes from
-minute to minute (measured on this project's 2-core VM: the same network 1.0x to 2.5x its
-best time within 90 s, with no CPU time stolen: the slowdown is inside the core, from what
-the host's other tenants run beside it). A time taken in a slow spell and one taken in a
-quiet one do not add up to a prediction. So every timing is paired with a fixed reference
-workload timed beside it (``Reference``), and kept as the ratio of the two: a slow spell
-slows both. A figure is the median of its ratios over several passes, times the reference's
-quiet time; it is what the machine does undisturbed. Over 90 s of that VM's worst noise, 5
-such ratios put a network within +-10% of its quiet time 95% of the time, where the best
-of 5 raw timings did so 75% of the time.
+A shared or virtual machine runs slow in spells, from seconds to many minutes (measured on
+this project's 2-core VM: the same network 1.0x to 2.5x its best time within 90 s, with no
+CPU time stolen: the slowdown is inside the core, from what the host's other tenants run
+beside it). A time taken in a slow spell and one taken in a quiet one do not add up to a
+prediction. So every timing is paired with a fixed reference workload timed beside it
+(``Reference``) and kept as the ratio of the two, since a slow spell slows both; a figure is
+the median of its ratios over several passes, times the reference's quiet time. A spell
+slows some kernels more than the reference, so this cancels much of the noise, not all of
+it: the same networks measured twice minutes apart agree within +-10% for 80% of them
+(98% on a quieter hour), where their best raw times agreed for 56% (results/latency).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import torch
 
 __all__ = ["machine", "settings", "time_call", "check_device", "MachineError", "steady",
            "Reference", "paired_times"]
+
 
 class MachineError(ValueError):
     """A device or thread count this machine cannot measure on."""
@@ -117,9 +119,8 @@ def time_call(fn: Callable[[], Any], device: str, seconds: float = 0.002, repeat
 def steady(run_pass: Callable[[], None], passes: int = 3, seconds: float = 1.5,
            limit: int = 100) -> int:
     """Call ``run_pass`` (one timing pass of a job) at least ``passes`` times and until
-    ``seconds`` have passed (at most ``limit`` times), so that each figure's minimum, which
-    the caller keeps, is taken over a spell of the machine's good and bad seconds. Returns
-    how many passes ran."""
+    ``seconds`` have passed (at most ``limit`` times), so that the median the caller keeps
+    is taken over more than one moment of the machine. Returns how many passes ran."""
     start, n = time.perf_counter(), 0
     while n < limit and (n < passes or time.perf_counter() - start < seconds):
         run_pass()
@@ -128,10 +129,11 @@ def steady(run_pass: Callable[[], None], passes: int = 3, seconds: float = 1.5,
 
 
 class Reference:
-    """A fixed workload timed beside every measurement: one of each kind of kernel the
-    networks run (3x3, depthwise and 1x1 convolutions, normalisation, activation, addition)
-    at a small size, about 0.2 ms on one core. ``NAME`` changes whenever the workload does,
-    since a table's times are in its units."""
+    """A fixed workload timed beside every measurement: the kernels networks spend most of
+    their time in (3x3, depthwise and 1x1 convolutions, normalisation, activation, an
+    addition) at a small size, about 0.2 ms on one CPU core (on a GPU it is launch-bound:
+    untested there). ``NAME`` changes whenever the workload does, since a table's times are
+    in its units."""
 
     NAME = "ref1-c32-s16"
 
@@ -145,19 +147,20 @@ class Reference:
                 torch.nn.Conv2d(32, 32, 1, bias=False)])
             for t in block.parameters():
                 t.data.uniform_(0.5, 1.0, generator=gen)
+            x = torch.rand(1, 32, 16, 16, generator=gen) + 0.5
         self._block = block.to(device).eval()
-        self._x = (torch.rand(1, 32, 16, 16, generator=gen) + 0.5).to(device)
-        self.samples: list[float] = []
+        self._x = x.to(device)
+        self.quiet_ms = float("inf")  # its best time yet: the unit of a new table
 
     def _run(self) -> torch.Tensor:
         conv, norm, act, dw, pw = self._block
         y = act(norm(conv(self._x)))
         return pw(dw(y)) + y
 
-    def time(self) -> float:
-        """The reference's time now (ms), also kept in ``samples``."""
+    def sample_ms(self) -> float:
+        """The reference's time now (ms)."""
         ms = time_call(self._run, self.device)
-        self.samples.append(ms)
+        self.quiet_ms = min(self.quiet_ms, ms)
         return ms
 
 
@@ -167,14 +170,14 @@ def paired_times(calls: dict[str, Callable[[], Any]], reference: Reference,
                  ) -> dict[str, tuple[float, float]]:
     """One pass over ``calls``: each one's time (ms, ``time_call``) and its ratio to the
     reference's, the mean of the reference timed before and after it, at most ``every``
-    seconds apart (slow spells last seconds, so the two see the state the call saw)."""
+    seconds apart (so the two see the state the call saw)."""
     out: dict[str, tuple[float, float]] = {}
     pending: list[tuple[str, float]] = []
-    before, since = reference.time(), time.perf_counter()
+    before, since = reference.sample_ms(), time.perf_counter()
 
     def close() -> None:
         nonlocal before, since
-        after = reference.time()
+        after = reference.sample_ms()
         ref = (before + after) / 2
         out.update((k, (ms, ms / ref)) for k, ms in pending)
         pending.clear()

@@ -3,7 +3,9 @@ in-context factors that turn a sum of kernel times into a network's time.
 
 Every time in it is a ratio to the reference workload timed beside it (``Reference``),
 times ``reference_ms``, the reference's quiet time on this machine, fixed when the table was
-first measured: so times taken minutes apart, in a slow spell or a quiet one, add up.
+first measured (two processes that started it together: the last to save converts the
+other's times into its own unit): so times taken minutes apart, in a slow spell or a quiet
+one, add up.
 
 JSON, written atomically (a crash never leaves half a table)::
 
@@ -28,7 +30,7 @@ from typing import Any
 
 from searchspace.latency_measure import Reference
 
-__all__ = ["LatencyTable", "TableError", "FORMAT", "MACHINE_FIELDS"]
+__all__ = ["LatencyTable", "TableError", "StaleTable", "FORMAT", "MACHINE_FIELDS"]
 
 FORMAT = "nas-latency-table/2"
 _OLD_FORMATS = ("nas-latency-table/1",)
@@ -38,6 +40,10 @@ _MAX_BYTES = 256 << 20
 
 class TableError(ValueError):
     """A latency table that cannot be read, or that cannot answer what was asked."""
+
+
+class StaleTable(TableError):
+    """A table of an older format or another reference workload: to be measured again."""
 
 
 @dataclass
@@ -87,6 +93,8 @@ class LatencyTable:
         except TableError:
             on_disk = None
         if on_disk is not None and on_disk.same_machine(self.machine):
+            if self.reference_ms is None:  # nothing measured here yet: take the file's unit
+                self.reference_ms = on_disk.reference_ms
             self.kernels = {**on_disk.rescaled(self.reference_ms), **self.kernels}
         body = {"format": FORMAT, "machine": self.machine, "reference": self.reference,
                 "reference_ms": self.reference_ms, "kernels": self.kernels,
@@ -116,15 +124,15 @@ class LatencyTable:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise TableError(f"{path}: not a latency table ({_why(exc)})") from None
         if isinstance(body, dict) and body.get("format") in _OLD_FORMATS:
-            raise TableError(f"{path}: made by an older nas, its times not paired with a "
+            raise StaleTable(f"{path}: made by an older nas, its times not paired with a "
                              "reference workload; measure it again with `nas latency-table "
                              f"-o {path}` on its machine")
         if not isinstance(body, dict) or body.get("format") != FORMAT:
             raise TableError(f"{path}: not a latency table (no \"format\": \"{FORMAT}\"); "
                              "make one with `nas latency-table`")
-        return cls(_machine(body, path), _numbers(body, "kernels", path),
-                   _numbers(body, "factors", path), _list(body, path), p,
-                   *_reference(body, path))
+        machine, kernels = _machine(body, path), _numbers(body, "kernels", path)
+        return cls(machine, kernels, _numbers(body, "factors", path), _list(body, path),
+                   path=p, reference_ms=_reference_ms(body, path, bool(kernels)))
 
 
 def _why(exc: Exception) -> str:
@@ -154,16 +162,18 @@ def _numbers(body: dict, name: str, path: str | Path) -> dict[str, float]:
     return {k: float(v) for k, v in d.items()}
 
 
-def _reference(body: dict, path: str | Path) -> tuple[float | None, str]:
+def _reference_ms(body: dict, path: str | Path, has_kernels: bool) -> float | None:
     name, ms = body.get("reference"), body.get("reference_ms")
     if name != Reference.NAME:
-        raise TableError(f"{path}: its times are in units of the reference workload {name!r}, "
-                         f"not this nas's {Reference.NAME!r}; measure it again with "
-                         "`nas latency-table`")
-    if ms is not None and (isinstance(ms, bool) or not isinstance(ms, (int, float))
-                           or not math.isfinite(ms) or ms <= 0):
+        raise StaleTable(f"{path}: its times are in units of another reference workload "
+                         f"({name or 'none named'}), not this nas's {Reference.NAME}; measure "
+                         f"it again with `nas latency-table -o {path}` on its machine")
+    if ms is None and not has_kernels:
+        return None
+    if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not (
+            math.isfinite(ms) and ms > 0):
         raise TableError(f"{path}: reference_ms must be a positive number, not {ms!r}")
-    return (None if ms is None else float(ms)), name
+    return float(ms)
 
 
 def _list(body: dict, path: str | Path) -> list[dict[str, Any]]:

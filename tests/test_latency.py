@@ -21,7 +21,7 @@ import searchspace
 from nas.budget import parse_budget
 from nas.cli import main
 from searchspace.latency import KINDS, LatencyTable, Predictor, TableError, kind, predictor_for
-from searchspace.latency_measure import Reference
+from searchspace.latency_measure import Reference, paired_times
 from searchspace.latency_units import _unit, units
 
 
@@ -65,7 +65,7 @@ def test_prediction_close_to_a_real_timing(table_path) -> None:
     p = predictor_for(str(table_path))
     g = searchspace.zoo.get("resnet32")
     predicted = p.predict(g)
-    measured = p.measure([g], rounds=3)[0][0]
+    measured = p.measure([g], rounds=3)[0].ms
     assert abs(predicted - measured) / measured < 0.5, (predicted, measured)
     assert p.predict(searchspace.zoo.get("resnet56")) > predicted  # deeper is slower
     saved = LatencyTable.load(table_path)  # kernels measured for resnet32 were saved
@@ -81,6 +81,31 @@ def test_tables_of_two_processes_merge_in_one_unit(tmp_path) -> None:
     LatencyTable(here, {"b": 2.0}, reference_ms=0.4).save(tmp_path / "t.json")
     merged = LatencyTable.load(tmp_path / "t.json")
     assert (merged.kernels, merged.reference_ms) == ({"a": 2.0, "b": 2.0}, 0.4)
+    LatencyTable(here, {}).save(tmp_path / "t.json")  # nothing measured: the file's unit
+    assert LatencyTable.load(tmp_path / "t.json").reference_ms == 0.4
+    body = json.loads((tmp_path / "t.json").read_text())
+    (tmp_path / "t.json").write_text(json.dumps({**body, "reference_ms": None}))
+    with pytest.raises(TableError, match="reference_ms must be a positive number"):
+        LatencyTable.load(tmp_path / "t.json")  # kernels in no known unit
+
+
+def test_a_timing_is_paired_with_the_reference() -> None:
+    ref = Reference("cpu")
+    conv = torch.nn.Conv2d(16, 16, 3).eval()
+    x = torch.rand(1, 16, 16, 16)
+    with torch.inference_mode():
+        times = paired_times({"conv": lambda: conv(x)}, ref)
+    ms, ratio = times["conv"]
+    assert ms > 0 and ms / ratio >= ref.quiet_ms  # divided by the reference's mean around it
+
+
+def test_an_older_table_is_measured_again(tmp_path, refused) -> None:
+    old = tmp_path / "old.json"
+    old.write_text('{"format": "nas-latency-table/1", "kernels": {"k": 1.0}}')
+    assert "made by an older nas" in refused("info", "resnet20", "--latency", old)
+    assert main(["latency-table", "-o", str(old), "--samples", "0", "--zoo", "resnet20",
+                 "--rounds", "1"]) == 0
+    assert "k" not in LatencyTable.load(old).kernels
 
 
 def test_another_machines_table_is_used_as_it_is(table_path, tmp_path) -> None:
