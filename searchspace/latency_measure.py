@@ -9,8 +9,8 @@ prediction. So every timing is paired with a fixed reference workload timed besi
 (``Reference``) and kept as the ratio of the two, since a slow spell slows both; a figure is
 the median of its ratios over several passes, times the reference's quiet time. A spell
 slows some kernels more than the reference, so this cancels much of the noise, not all of
-it: the same networks measured twice minutes apart agree within +-10% for 80% of them
-(98% on a quieter hour), where their best raw times agreed for 56% (results/latency).
+it: on that VM the same networks measured twice, 9 minutes apart, agreed within +-10% for
+64% of them, where their best raw times agreed for 28% (results/latency/accuracy.md).
 """
 
 from __future__ import annotations
