@@ -19,8 +19,8 @@ from nas.genotypes import resolve_genotype
 from nas.paths import check_writable
 from searchspace.latency import LatencyTable, Predictor, default_table, machine, predictor_for
 from searchspace.latency_measure import check_device
-from searchspace.latency_table import StaleTable
 from searchspace.latency_networks import calibration_networks
+from searchspace.latency_table import StaleTable
 
 __all__ = ["register", "fit_errors", "prepare", "latency_figures", "latency_text", "ms"]
 

@@ -8,7 +8,7 @@ rest), each sum times the table's factor for its kind, plus a fixed time per net
 factors fitted on whole networks measured end to end on the same machine (``calibrate``),
 toward 1 where few networks say otherwise. Every time, a kernel's or a network's, is taken
 beside a reference workload and kept in its units (``latency_measure``), so the machine's
-slow spells cancel.
+slow spells mostly cancel.
 
 Example:
     >>> table = LatencyTable(machine("cpu", threads=1, batch=1))

@@ -56,7 +56,6 @@ class LatencyTable:
     calibration: list[dict[str, Any]] = field(default_factory=list)
     path: Path | None = None
     reference_ms: float | None = None  # None until the first kernels are measured
-    reference: str = Reference.NAME
 
     def same_machine(self, other: dict[str, Any]) -> bool:
         """Whether ``other`` (a ``latency_measure.machine()``) is the machine measured."""
@@ -96,7 +95,7 @@ class LatencyTable:
             if self.reference_ms is None:  # nothing measured here yet: take the file's unit
                 self.reference_ms = on_disk.reference_ms
             self.kernels = {**on_disk.rescaled(self.reference_ms), **self.kernels}
-        body = {"format": FORMAT, "machine": self.machine, "reference": self.reference,
+        body = {"format": FORMAT, "machine": self.machine, "reference": Reference.NAME,
                 "reference_ms": self.reference_ms, "kernels": self.kernels,
                 "factors": self.factors, "calibration": self.calibration}
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
